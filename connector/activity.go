@@ -1,0 +1,17 @@
+package connector
+
+// Activity is one CRM record that a mapping rule made of an Interaction, to
+// be delivered to one target. Its JSON form is what the outbox stores and
+// what the generic targets send.
+type Activity struct {
+	// Key is the idempotency key: the same Key is the same record, and a
+	// target writes it at most once. By default {platform}:{id}:{rule}.
+	Key           string `json:"key"`
+	Rule          string `json:"rule"`
+	Target        string `json:"target"`
+	Object        string `json:"object"`
+	Platform      string `json:"platform"`
+	InteractionID string `json:"interactionId"`
+	// Fields maps CRM field names to values.
+	Fields map[string]any `json:"fields"`
+}

@@ -1,0 +1,264 @@
+// Package brightpattern decodes the events that the Bright Pattern browser
+// bridge posts to POST /v1/events/brightpattern into connector.Events.
+//
+// The bridge forwards Agent Desktop client API callbacks as they are:
+//
+//	{"event":"ON_SAVE_ACTIVITY_RECORD","agentId":"…","data":{…InteractionData…},"receivedAt":"…"}
+//
+// ON_SAVE_ACTIVITY_RECORD carries the whole InteractionData once the agent has
+// finished wrap-up, so it is the event that becomes an activity.
+// ON_INTERACTION_END carries the same data earlier, before the disposition and
+// notes are final; it is stored but, unless Decoder.LogOnEnd is set, produces
+// no activity.
+//
+// Decoding is strict about the fields it reads (a wrong JSON type is an error
+// naming the dotted path, such as data.startTime) and tolerant of everything
+// else, because Bright Pattern adds fields between releases.
+package brightpattern
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/connector"
+)
+
+// Platform is the name of this source in Event.Platform, Interaction.Platform
+// and the URL path.
+const Platform = "brightpattern"
+
+// Event names the bridge posts, as the Agent Desktop API spells them.
+const (
+	EventSaveActivityRecord = "ON_SAVE_ACTIVITY_RECORD"
+	EventInteractionEnd     = "ON_INTERACTION_END"
+)
+
+// Decoder turns Bright Pattern Agent Desktop events into connector.Events.
+// Its zero value is ready to use.
+type Decoder struct {
+	// LogOnEnd makes ON_INTERACTION_END produce an activity too. By default
+	// only ON_SAVE_ACTIVITY_RECORD does, and ON_INTERACTION_END is stored and
+	// acknowledged with a nil Interaction. Set it for deployments where the
+	// save-activity callback is not configured in Bright Pattern.
+	LogOnEnd bool
+}
+
+// Decode decodes one posted event. Errors wrap connector.ErrBadPayload when
+// the body is not JSON or not the bridge's shape, naming the field at fault,
+// and connector.ErrUnknownEvent when the event name is not one of the known
+// ones. The Event's Key is <event>:<interactionId>, so the same event for the
+// same interaction posted from two browser tabs is one event.
+func (d Decoder) Decode(body []byte) (connector.Event, error) {
+	top, err := parseBody(body)
+	if err != nil {
+		return connector.Event{}, err
+	}
+	var r reader
+	name := r.str(top, "event")
+	if r.err != nil {
+		return connector.Event{}, r.err
+	}
+	switch name {
+	case EventSaveActivityRecord, EventInteractionEnd:
+	case "":
+		return connector.Event{}, connector.BadPayload("event", "required")
+	default:
+		return connector.Event{}, fmt.Errorf("%w %q: known events are %s and %s",
+			connector.ErrUnknownEvent, clip(name), EventSaveActivityRecord, EventInteractionEnd)
+	}
+	agentID := r.str(top, "agentId")
+	// receivedAt is only checked: the platform's own start and end times are
+	// what the activity records, but a malformed stamp means a broken bridge.
+	if at := r.str(top, "receivedAt"); at != "" && r.err == nil {
+		if _, err := time.Parse(time.RFC3339, at); err != nil {
+			r.fail(connector.BadPayload("receivedAt", "want an RFC 3339 time, got %q", clip(at)))
+		}
+	}
+	if r.err != nil {
+		return connector.Event{}, r.err
+	}
+	raw := top.get("data")
+	if raw == nil {
+		return connector.Event{}, connector.BadPayload("data", "required")
+	}
+	data, err := parseObject("data", raw)
+	if err != nil {
+		return connector.Event{}, err
+	}
+	in, err := normalize(data, agentID)
+	if err != nil {
+		return connector.Event{}, err
+	}
+	ev := connector.Event{Platform: Platform, Type: name, Key: name + ":" + in.ID}
+	if name == EventSaveActivityRecord || d.LogOnEnd {
+		ev.Interaction = in
+	}
+	return ev, nil
+}
+
+// normalize maps InteractionData onto the normalized Interaction (DESIGN.md
+// section 3). agentID is the bridge's top-level agentId, which wins over
+// data.agentId because the bridge reads it from the logged-in session.
+func normalize(data object, agentID string) (*connector.Interaction, error) {
+	var r reader
+	in := &connector.Interaction{Platform: Platform, Raw: data.raw}
+
+	in.ID = r.str(data, "interactionId")
+	if in.ID == "" && r.err == nil {
+		return nil, connector.BadPayload("data.interactionId", "required")
+	}
+	if data.get("type") == nil && r.err == nil {
+		return nil, connector.BadPayload("data.type", "required")
+	}
+	in.Channel = oneOf(r.str(data, "type"), connector.ChannelOther,
+		connector.ChannelVoice, connector.ChannelChat, connector.ChannelEmail)
+	in.Direction = oneOf(r.str(data, "callDirection"), connector.DirectionUnknown,
+		connector.DirectionInbound, connector.DirectionOutbound)
+	in.GlobalID = r.str(data, "globalInteractionId")
+
+	in.ANI = r.str(data, "ANI")
+	in.DNIS = r.str(data, "DNIS")
+	in.Phone = r.str(data, "phoneNumber")
+	in.Email = r.str(data, "email")
+
+	in.Agent.ID = r.str(data, "agentId")
+	if agentID != "" {
+		in.Agent.ID = agentID
+	}
+	in.Queue = r.str(data, "service")
+
+	in.Start = r.time(data, "startTime")
+	in.End = r.time(data, "endTime")
+	in.Duration = r.duration(data, in.Start, in.End)
+
+	if name := r.str(data, "disposition"); name != "" {
+		in.Disposition = &connector.Disposition{Name: name}
+	}
+	in.Subject = r.str(data, "subject")
+	in.Notes = r.str(data, "description")
+	in.RecordingURL = r.str(data, "recordingUrl")
+	if in.RecordingURL == "" {
+		in.RecordingURL = r.str(data, "playbackUrl")
+	}
+
+	in.Attached = r.attached(data, "attachedData")
+	in.Parties = r.parties(data, "callParties")
+	in.Objects = r.crmObjects(data, "associatedObjects")
+	in.Who, in.What = whoWhat(in.Objects)
+
+	if r.err != nil {
+		return nil, r.err
+	}
+	return in, nil
+}
+
+// oneOf returns s lowercased when it is one of allowed, else def: the
+// normalized vocabulary is closed so that mapping rules can rely on it.
+func oneOf(s, def string, allowed ...string) string {
+	s = strings.ToLower(s)
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	return def
+}
+
+// Times are JavaScript numbers whose unit the API does not document. Epoch
+// seconds above 1e11 would be after the year 5000, so larger values are
+// milliseconds. The upper bound is the last millisecond of year 9999, the
+// largest time that encoding/json can write back out.
+const (
+	millisAbove = 1e11
+	maxMillis   = 253402300799999
+	// maxDuration (about 31 years) keeps a nonsense duration from
+	// overflowing int.
+	maxDuration = 1e9
+)
+
+// time reads an epoch time in seconds or milliseconds. Zero counts as unset:
+// it is what an uninitialised JavaScript number serializes to, never a real
+// interaction time.
+func (r *reader) time(o object, name string) *time.Time {
+	v, ok := r.num(o, name)
+	if !ok || v == 0 {
+		return nil
+	}
+	ms := v
+	if v <= millisAbove {
+		ms = v * 1000
+	}
+	if ms < 0 || ms > maxMillis {
+		r.fail(connector.BadPayload(o.at(name), "%v is out of range for an epoch time", v))
+		return nil
+	}
+	t := time.UnixMilli(int64(math.Round(ms))).UTC()
+	return &t
+}
+
+// duration reads the duration in seconds, falling back to end minus start
+// when it is absent or negative, and is never negative.
+func (r *reader) duration(o object, start, end *time.Time) int {
+	v, ok := r.num(o, "duration")
+	if ok && v > maxDuration {
+		r.fail(connector.BadPayload(o.at("duration"), "%v seconds is out of range", v))
+		return 0
+	}
+	if ok && v >= 0 {
+		return int(math.Round(v))
+	}
+	if start == nil || end == nil || end.Before(*start) {
+		return 0
+	}
+	return int(end.Sub(*start).Round(time.Second) / time.Second)
+}
+
+// parties reads callParties; their id is the platform's leg id, which no CRM
+// field needs, so it is not kept.
+func (r *reader) parties(o object, name string) []connector.Party {
+	var out []connector.Party
+	for i, raw := range r.list(o, name) {
+		if kind(raw) == "null" {
+			continue
+		}
+		p, err := parseObject(fmt.Sprintf("%s[%d]", o.at(name), i), raw)
+		if err != nil {
+			r.fail(err)
+			return nil
+		}
+		out = append(out, connector.Party{
+			Name:   r.str(p, "name"),
+			Phone:  r.str(p, "phone"),
+			UserID: r.str(p, "userId"),
+		})
+	}
+	return out
+}
+
+// whoWhat picks the record an activity is about (who: a contact or lead) and
+// the record it relates to (what: anything else), first of each in document
+// order, the way Salesforce's WhoId and WhatId split them.
+func whoWhat(objs []connector.CRMObject) (who, what *connector.CRMObject) {
+	for _, o := range objs {
+		isWho := strings.EqualFold(o.Type, "contact") || strings.EqualFold(o.Type, "lead")
+		switch {
+		case isWho && who == nil:
+			who = &o
+		case !isWho && what == nil:
+			what = &o
+		}
+	}
+	return who, what
+}
+
+// clip shortens a caller-supplied string quoted in an error, so that a huge
+// bogus value does not come back whole in the response.
+func clip(s string) string {
+	const limit = 64
+	if len(s) <= limit {
+		return s
+	}
+	return strings.ToValidUTF8(s[:limit], "") + "…"
+}

@@ -1,0 +1,41 @@
+// Package connector is the contract shared by every contact-center source and
+// every CRM target: the normalized Interaction that admins map from, the
+// Activity record that mappings produce and targets deliver, and the error
+// behaviour (permanent, retry after) that tells the outbox what to do with a
+// failed delivery.
+//
+// It imports only the standard library, so that a platform or CRM package can
+// depend on it without depending on anything else of ctibridge.
+package connector
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors a source's decoder returns, wrapped with the detail. The HTTP layer
+// turns them into status codes: ErrBadPayload is 400, ErrUnknownEvent is 422.
+var (
+	ErrBadPayload   = errors.New("bad payload")
+	ErrUnknownEvent = errors.New("unknown event")
+)
+
+// BadPayload returns an error wrapping ErrBadPayload that names the field at
+// fault, such as `data.interactionId: required`.
+func BadPayload(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrBadPayload, field, fmt.Sprintf(format, args...))
+}
+
+// Event is what a source makes of one message from a platform.
+type Event struct {
+	// Platform names the source, such as "brightpattern".
+	Platform string
+	// Type is the platform's own event name, such as "ON_SAVE_ACTIVITY_RECORD".
+	Type string
+	// Key identifies the event for deduplication: the same Key from the same
+	// Platform is the same event, however often it is posted.
+	Key string
+	// Interaction is the finished interaction the event completes, or nil when
+	// the event is stored but produces no activity.
+	Interaction *Interaction
+}

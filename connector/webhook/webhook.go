@@ -1,0 +1,308 @@
+// Package webhook is the generic HTTP target: it POSTs each activity record's
+// JSON to one URL, signed the Standard Webhooks way (webhook-id,
+// webhook-timestamp, webhook-signature), so that any receiver with a
+// Standard Webhooks library can check that the record came from ctibridge
+// and was not altered.
+//
+// The record's idempotency key is sent as both Idempotency-Key and
+// webhook-id, and the body is the exact bytes the outbox stored, so every
+// attempt at one record looks the same to the receiver apart from its
+// timestamp and signature. The receiver deduplicates on the key: delivery is
+// at-least-once.
+//
+// Errors never contain the signing secret, nor the URL's userinfo, path or
+// query string, because they are stored in the outbox and shown to admins.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/connector"
+)
+
+// DefaultTimeout bounds one attempt when New is given no client. Standard
+// Webhooks asks senders for 15 to 30 seconds; the outbox's lease must outlast
+// it.
+const DefaultTimeout = 15 * time.Second
+
+// Secret lengths, decoded, that Standard Webhooks allows.
+const (
+	minSecretLen = 24
+	maxSecretLen = 64
+)
+
+// secretPrefix marks a Standard Webhooks symmetric secret.
+const secretPrefix = "whsec_"
+
+// reserved are the headers the target sets itself: letting configuration
+// override them would break the signature or the idempotency contract.
+var reserved = map[string]bool{
+	"Content-Type":      true,
+	"Content-Length":    true,
+	"Host":              true,
+	"Idempotency-Key":   true,
+	"Webhook-Id":        true,
+	"Webhook-Timestamp": true,
+	"Webhook-Signature": true,
+}
+
+// Config is what an admin configures for a webhook target.
+type Config struct {
+	// URL is where records are POSTed. Required, http or https. Userinfo in
+	// it is sent as basic auth; only its scheme and host ever appear in an
+	// error.
+	URL string
+	// Secret is the optional Standard Webhooks signing secret,
+	// "whsec_<base64>", or the base64 alone. It must decode to 24 to 64
+	// bytes. When it is empty, requests are not signed but still carry
+	// webhook-id and webhook-timestamp.
+	Secret string
+	// Headers are sent with every request, such as Authorization. They
+	// cannot replace the headers the target sets itself (Content-Type,
+	// Idempotency-Key, webhook-*).
+	Headers map[string]string
+}
+
+// Target delivers activity records to one webhook URL. It is safe for
+// concurrent use.
+type Target struct {
+	url      string // the full URL, with any credentials: only ever sent
+	redacted string // scheme and host only: for messages
+	key      []byte // HMAC key, nil when unsigned
+	header   http.Header
+	client   *http.Client
+
+	// now stamps webhook-timestamp and resolves Retry-After dates. It is
+	// time.Now; tests in this package replace it.
+	now func() time.Time
+}
+
+// New validates cfg and returns a Target. An error names the field at fault
+// ("url: …", "secret: …", "headers: …") and never repeats a secret.
+//
+// client is used as a template: New copies it and turns off redirects,
+// because a 301 or 302 would make net/http resend the POST as a GET without
+// its body, and Standard Webhooks counts a 3xx as a failure. A nil client
+// means one with DefaultTimeout.
+func New(cfg Config, client *http.Client) (*Target, error) {
+	u, err := parseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	key, err := parseSecret(cfg.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	header, err := parseHeaders(cfg.Headers)
+	if err != nil {
+		return nil, fmt.Errorf("headers: %w", err)
+	}
+
+	var c http.Client
+	if client != nil {
+		c = *client
+	} else {
+		c.Timeout = DefaultTimeout
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	return &Target{
+		url:      u.String(),
+		redacted: redact(u),
+		key:      key,
+		header:   header,
+		client:   &c,
+		now:      time.Now,
+	}, nil
+}
+
+// String describes the target for logs: the redacted URL, and whether
+// requests are signed. It never shows a secret.
+func (t *Target) String() string {
+	if t.key != nil {
+		return "webhook " + t.redacted + " (signed)"
+	}
+	return "webhook " + t.redacted
+}
+
+// GoString keeps %#v from printing the key and headers.
+func (t *Target) GoString() string { return t.String() }
+
+// Deliver POSTs d.Body to the target's URL. It returns the HTTP status of
+// the response (0 when none arrived) and, on failure, a
+// *connector.DeliveryError: classified by connector.CheckResponse for a
+// response, retryable for a transport error or a cancelled ctx, permanent
+// for a key that cannot be sent as a header.
+func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (int, error) {
+	if err := checkKey(d.Key); err != nil {
+		return 0, connector.Permanent(err)
+	}
+	// A fresh reader each attempt over the same stored bytes: the body and
+	// so the signature input never depend on the attempt.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(d.Body))
+	if err != nil {
+		return 0, connector.Permanent(fmt.Errorf("build request: %w", t.scrub(err)))
+	}
+	req.Header = t.header.Clone()
+	ts := strconv.FormatInt(t.now().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", d.Key)
+	req.Header.Set("webhook-id", d.Key)
+	req.Header.Set("webhook-timestamp", ts)
+	if t.key != nil {
+		req.Header.Set("webhook-signature", sign(t.key, d.Key, ts, d.Body))
+	}
+
+	resp, err := t.client.Do(req)
+	if err != nil {
+		// Network failures, timeouts and a cancelled ctx may all succeed
+		// on a later attempt.
+		return 0, &connector.DeliveryError{Err: t.scrub(err)}
+	}
+	return resp.StatusCode, connector.CheckResponse(resp, t.now())
+}
+
+// sign returns the webhook-signature value for one attempt: HMAC-SHA256 over
+// "id.timestamp.body", as Standard Webhooks v1 specifies.
+func sign(key []byte, id, ts string, body []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id))
+	mac.Write([]byte{'.'})
+	mac.Write([]byte(ts))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// scrub replaces the URL that net/http puts in its errors with the redacted
+// one, keeping the cause underneath so errors.Is and Timeout still work.
+func (t *Target) scrub(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: t.redacted, Err: ue.Err}
+	}
+	return err
+}
+
+// checkKey rejects a key that cannot travel as a header value. Such a key
+// fails the same way on every attempt, so the caller makes it permanent
+// rather than letting net/http's error look like a network failure.
+func checkKey(key string) error {
+	if key == "" {
+		return errors.New("delivery key is empty")
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("delivery key has a control character at byte %d", i)
+		}
+	}
+	return nil
+}
+
+func parseURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, errors.New("required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Parse quotes the whole URL in its error, query and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("invalid: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("scheme %q, want http or https", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, errors.New("no host")
+	}
+	return u, nil
+}
+
+// redact returns the scheme and host of u, and "/…" for any path: what
+// errors and logs may show. The path goes too, because Slack, Teams and
+// Zapier put their webhook tokens in it.
+func redact(u *url.URL) string {
+	s := u.Scheme + "://" + u.Host
+	if u.Path != "" && u.Path != "/" {
+		s += "/…"
+	}
+	return s
+}
+
+// parseSecret returns the HMAC key of a Standard Webhooks secret, or nil for
+// an empty one. Its errors describe the secret without quoting it.
+func parseSecret(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	s = strings.TrimPrefix(s, secretPrefix)
+	key, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		// Accept unpadded base64 too: it is a common way to paste a key.
+		var err2 error
+		if key, err2 = base64.RawStdEncoding.DecodeString(s); err2 != nil {
+			return nil, fmt.Errorf("not base64 after the %q prefix: %w", secretPrefix, err)
+		}
+	}
+	if len(key) < minSecretLen || len(key) > maxSecretLen {
+		return nil, fmt.Errorf("decodes to %d bytes, want %d to %d", len(key), minSecretLen, maxSecretLen)
+	}
+	return key, nil
+}
+
+// parseHeaders validates the extra headers. Its errors name the header but
+// never show its value, which is often a credential.
+func parseHeaders(m map[string]string) (http.Header, error) {
+	h := make(http.Header, len(m)+1)
+	// A default that names the sender in the receiver's logs; config may
+	// replace it.
+	h.Set("User-Agent", "ctibridge")
+	for name, value := range m {
+		if !validHeaderName(name) {
+			return nil, fmt.Errorf("%q is not a valid header name", name)
+		}
+		canon := http.CanonicalHeaderKey(name)
+		if reserved[canon] {
+			return nil, fmt.Errorf("%q is set by the webhook target and cannot be configured", name)
+		}
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+				return nil, fmt.Errorf("value of %q has a control character", name)
+			}
+		}
+		h.Set(canon, value)
+	}
+	return h, nil
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,115 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Event is a platform event to store, raw.
+type Event struct {
+	Platform   string
+	Key        string // unique per platform: the same Key is the same event
+	Type       string
+	ReceivedAt time.Time
+	Body       []byte
+	// MappingError, when set, stores the event as mapping_failed with this
+	// message instead of enqueuing deliveries.
+	MappingError string
+}
+
+// NewDelivery is an activity record to enqueue for one target.
+type NewDelivery struct {
+	Target  string
+	Key     string // idempotency key, unique per target
+	Payload []byte
+}
+
+// Accepted is the result of Accept.
+type Accepted struct {
+	// EventID is the stored event's id (the earlier one for a duplicate).
+	EventID int64
+	// Duplicate reports that the event had been accepted before; nothing
+	// was changed.
+	Duplicate bool
+	// Enqueued counts the deliveries added. Deliveries whose target and key
+	// were already queued are not added again.
+	Enqueued int
+}
+
+// Accept stores an event and enqueues its deliveries in one transaction, so
+// that either both are durable or neither is. When it returns without error,
+// the event is on disk (synchronous=FULL): it is safe to acknowledge.
+func (db *DB) Accept(ctx context.Context, ev Event, ds []NewDelivery) (Accepted, error) {
+	var res Accepted
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = accept(ctx, tx, ev, ds)
+		return err
+	})
+	if err != nil {
+		return Accepted{}, fmt.Errorf("accept event: %w", err)
+	}
+	return res, nil
+}
+
+func accept(ctx context.Context, tx *sql.Tx, ev Event, ds []NewDelivery) (Accepted, error) {
+	state, errText := "processed", sql.NullString{}
+	if ev.MappingError != "" {
+		state, errText = "mapping_failed", sql.NullString{String: ev.MappingError, Valid: true}
+	}
+	var res Accepted
+	err := tx.QueryRowContext(ctx, `
+		INSERT INTO events (platform, event_key, event_type, received_at, body, state, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (platform, event_key) DO NOTHING
+		RETURNING id`,
+		ev.Platform, ev.Key, ev.Type, ms(ev.ReceivedAt), ev.Body, state, errText).Scan(&res.EventID)
+	if errors.Is(err, sql.ErrNoRows) {
+		res.Duplicate = true
+		err = tx.QueryRowContext(ctx, `SELECT id FROM events WHERE platform = ? AND event_key = ?`,
+			ev.Platform, ev.Key).Scan(&res.EventID)
+		return res, err
+	}
+	if err != nil {
+		return res, err
+	}
+	if ev.MappingError != "" {
+		return res, nil
+	}
+	res.Enqueued, err = enqueue(ctx, tx, res.EventID, ev.ReceivedAt, ds)
+	return res, err
+}
+
+// enqueue inserts deliveries, skipping any whose target and key exist.
+func enqueue(ctx context.Context, tx *sql.Tx, eventID int64, now time.Time, ds []NewDelivery) (int, error) {
+	n := 0
+	for _, d := range ds {
+		r, err := tx.ExecContext(ctx, `
+			INSERT INTO deliveries (event_id, target, idem_key, payload, created_at, next_attempt_at)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (target, idem_key) DO NOTHING`,
+			eventID, d.Target, d.Key, d.Payload, ms(now), ms(now))
+		if err != nil {
+			return n, fmt.Errorf("enqueue %s %s: %w", d.Target, d.Key, err)
+		}
+		c, _ := r.RowsAffected()
+		n += int(c)
+	}
+	return n, nil
+}
+
+// inTx runs f in a write transaction and commits it.
+func (db *DB) inTx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,161 @@
+package outbox
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Message is a claimed delivery, ready to send.
+type Message struct {
+	ID      int64
+	Target  string
+	Key     string
+	Payload []byte
+	// Attempt is this attempt's number, counting from 1.
+	Attempt   int
+	CreatedAt time.Time
+}
+
+// Claim marks up to n due deliveries of target as running, leased until
+// now+lease, and returns them oldest first. It never returns a delivery
+// whose next attempt is after now. One statement does it, so two claimers
+// can never take the same row.
+func (db *DB) Claim(ctx context.Context, target string, n int, now time.Time, lease time.Duration) ([]Message, error) {
+	rows, err := db.write.QueryContext(ctx, `
+		UPDATE deliveries
+		SET state = 'running', attempts = attempts + 1, lease_until = ?
+		WHERE id IN (
+			SELECT id FROM deliveries
+			WHERE target = ? AND state IN ('pending', 'retrying') AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, id
+			LIMIT ?)
+		RETURNING id, target, idem_key, payload, attempts, created_at`,
+		ms(now.Add(lease)), target, ms(now), n)
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", target, err)
+	}
+	defer rows.Close()
+	var msgs []Message
+	for rows.Next() {
+		var m Message
+		var created int64
+		if err := rows.Scan(&m.ID, &m.Target, &m.Key, &m.Payload, &m.Attempt, &created); err != nil {
+			return nil, fmt.Errorf("claim %s: %w", target, err)
+		}
+		m.CreatedAt = fromMS(created)
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim %s: %w", target, err)
+	}
+	// RETURNING yields rows in no promised order.
+	slices.SortFunc(msgs, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
+	return msgs, nil
+}
+
+// Outcome is what happened to one attempt.
+type Outcome string
+
+// Outcomes of an attempt.
+const (
+	OutcomeDelivered Outcome = "delivered"
+	OutcomeRetry     Outcome = "retry"
+	OutcomeDead      Outcome = "dead"
+)
+
+// Attempt is the record of one delivery attempt.
+type Attempt struct {
+	Outcome   Outcome
+	StartedAt time.Time
+	Latency   time.Duration
+	// Status is the HTTP status, 0 when no response arrived.
+	Status int
+	// Class is a short machine-readable error class, such as "http_5xx".
+	Class string
+	// Error is the error message, with the CRM's response body.
+	Error string
+	// NextAttemptAt is when to retry, for OutcomeRetry.
+	NextAttemptAt time.Time
+}
+
+// MaxErrorText bounds the error text kept per attempt.
+const MaxErrorText = 4 << 10
+
+// Record stores an attempt and moves the delivery to its next state. It
+// applies only while the delivery is still running under this attempt's
+// claim: if a rescuer released the row in the meantime, the attempt is still
+// recorded but the state is left to whoever owns it now.
+func (db *DB) Record(ctx context.Context, m Message, a Attempt, now time.Time) error {
+	errText := truncate(a.Error, MaxErrorText)
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO attempts (delivery_id, attempt, started_at, latency_ms, status, outcome, error_class, error)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			m.ID, m.Attempt, ms(a.StartedAt), a.Latency.Milliseconds(), nullInt(a.Status), a.Outcome,
+			nullString(a.Class), nullString(errText))
+		if err != nil {
+			return fmt.Errorf("record attempt %d of delivery %d: %w", m.Attempt, m.ID, err)
+		}
+		var q string
+		var args []any
+		switch a.Outcome {
+		case OutcomeDelivered:
+			q = `UPDATE deliveries SET state = 'delivered', lease_until = NULL, finished_at = ?,
+				last_status = ?, last_error = NULL`
+			args = []any{ms(now), nullInt(a.Status)}
+		case OutcomeRetry:
+			q = `UPDATE deliveries SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,
+				last_status = ?, last_error = ?`
+			args = []any{ms(a.NextAttemptAt), nullInt(a.Status), errText}
+		case OutcomeDead:
+			q = `UPDATE deliveries SET state = 'dead', lease_until = NULL, finished_at = ?,
+				last_status = ?, last_error = ?`
+			args = []any{ms(now), nullInt(a.Status), errText}
+		default:
+			return fmt.Errorf("record delivery %d: unknown outcome %q", m.ID, a.Outcome)
+		}
+		q += ` WHERE id = ? AND state = 'running' AND attempts = ?`
+		args = append(args, m.ID, m.Attempt)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("record delivery %d: %w", m.ID, err)
+		}
+		return nil
+	})
+}
+
+// Rescue returns deliveries whose lease expired while running (the process
+// that claimed them died) to retrying, due at once. It guards on the current
+// state so that it never touches a row that was finished meanwhile.
+func (db *DB) Rescue(ctx context.Context, now time.Time) (int, error) {
+	r, err := db.write.ExecContext(ctx, `
+		UPDATE deliveries
+		SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,
+			last_error = coalesce(last_error, 'lease expired while running (process stopped or crashed)')
+		WHERE state = 'running' AND lease_until < ?`, ms(now), ms(now))
+	if err != nil {
+		return 0, fmt.Errorf("rescue expired leases: %w", err)
+	}
+	n, _ := r.RowsAffected()
+	return int(n), nil
+}
+
+// NextDue returns when target's earliest waiting delivery is due, or the
+// zero time when none waits.
+func (db *DB) NextDue(ctx context.Context, target string) (time.Time, error) {
+	var v sql.NullInt64
+	err := db.write.QueryRowContext(ctx, `
+		SELECT min(next_attempt_at) FROM deliveries
+		WHERE target = ? AND state IN ('pending', 'retrying')`, target).Scan(&v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next due %s: %w", target, err)
+	}
+	return fromNullMS(v), nil
+}
+
+func nullInt(v int) sql.NullInt64 { return sql.NullInt64{Int64: int64(v), Valid: v != 0} }
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

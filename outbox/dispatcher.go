@@ -1,0 +1,298 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// SendFunc delivers one message. It returns the HTTP status of the final
+// response (0 when none arrived) and nil on success. A failure is retried
+// unless the error has a method Permanent() bool that returns true; an error
+// with a method RetryAfter() time.Duration asks for that wait instead of the
+// schedule's.
+type SendFunc func(ctx context.Context, m Message) (status int, err error)
+
+// Target is one destination the dispatcher delivers to. Each target has its
+// own loop and its own concurrency, so a slow or failing target never holds
+// up another.
+type Target struct {
+	Name string
+	Send SendFunc
+	// Concurrency bounds the sends in flight; default 4.
+	Concurrency int
+	Retry       RetryPolicy
+}
+
+// Dispatcher claims due deliveries and sends them, recording every attempt.
+type Dispatcher struct {
+	DB      *DB
+	Targets []Target
+	Logger  *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Lease is how long a claimed delivery stays running before the rescuer
+	// may hand it out again. It must outlast the longest send, or a slow
+	// delivery would be sent twice. Default 5 minutes.
+	Lease time.Duration
+	// PollInterval bounds how long an idle target waits before it looks
+	// for due deliveries again (rows may be changed by other processes, such
+	// as `ctibridge outbox retry`). Default 1 second.
+	PollInterval time.Duration
+
+	stop     context.CancelFunc // stops claiming
+	hardStop context.CancelFunc // cancels sends in flight
+	sendCtx  context.Context
+	wake     map[string]chan struct{}
+	wg       sync.WaitGroup
+}
+
+// Open validates the targets, returns expired leases to the queue, and
+// starts one delivery loop per target.
+func (d *Dispatcher) Open() error {
+	if d.DB == nil {
+		return errors.New("dispatcher: DB required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Lease <= 0 {
+		d.Lease = 5 * time.Minute
+	}
+	if d.PollInterval <= 0 {
+		d.PollInterval = time.Second
+	}
+	d.wake = make(map[string]chan struct{}, len(d.Targets))
+	for i := range d.Targets {
+		t := &d.Targets[i]
+		if t.Name == "" || t.Send == nil {
+			return fmt.Errorf("dispatcher: target %d needs a name and a send function", i)
+		}
+		if _, dup := d.wake[t.Name]; dup {
+			return fmt.Errorf("dispatcher: target %q listed twice", t.Name)
+		}
+		if t.Concurrency <= 0 {
+			t.Concurrency = 4
+		}
+		d.wake[t.Name] = make(chan struct{}, 1)
+	}
+	if n, err := d.DB.Rescue(context.Background(), d.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		d.Logger.Warn("returned deliveries left running by a previous process", "count", n)
+	}
+
+	var ctx context.Context
+	ctx, d.stop = context.WithCancel(context.Background())
+	d.sendCtx, d.hardStop = context.WithCancel(context.Background())
+	for i := range d.Targets {
+		t := &d.Targets[i]
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.loop(ctx, t)
+		}()
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.rescueLoop(ctx)
+	}()
+	return nil
+}
+
+// Notify tells target's loop that new deliveries may be due.
+func (d *Dispatcher) Notify(target string) {
+	if c, ok := d.wake[target]; ok {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close stops claiming and waits for the sends in flight to finish. If ctx
+// ends first, it cancels them; they are recorded as failed attempts and
+// retried at the next start.
+func (d *Dispatcher) Close(ctx context.Context) error {
+	if d.stop == nil {
+		return nil
+	}
+	d.stop()
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		d.hardStop()
+		return nil
+	case <-ctx.Done():
+		d.hardStop()
+		<-done
+		return fmt.Errorf("dispatcher: sends still in flight at shutdown were cancelled: %w", ctx.Err())
+	}
+}
+
+// loop claims and sends target's due deliveries until ctx ends.
+func (d *Dispatcher) loop(ctx context.Context, t *Target) {
+	log := d.Logger.With("target", t.Name)
+	slots := make(chan struct{}, t.Concurrency)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	failures := 0
+	for {
+		free := cap(slots) - len(slots)
+		claimed := 0
+		if free > 0 {
+			msgs, err := d.DB.Claim(ctx, t.Name, free, d.Now(), d.Lease)
+			if err != nil && ctx.Err() == nil {
+				failures++
+				log.Error("claim failed", "err", err, "consecutive_errors", failures)
+			} else {
+				failures = 0
+			}
+			claimed = len(msgs)
+			for _, m := range msgs {
+				slots <- struct{}{}
+				inflight.Add(1)
+				go func() {
+					defer inflight.Done()
+					d.deliver(t, m, log)
+					<-slots
+					d.Notify(t.Name)
+				}()
+			}
+		}
+		if claimed > 0 && claimed == free {
+			continue // more may be due; the slots bound us
+		}
+		wait := d.PollInterval
+		if failures > 0 {
+			wait = min(time.Duration(failures)*d.PollInterval, 30*time.Second)
+		} else if free > 0 {
+			if due, err := d.DB.NextDue(ctx, t.Name); err == nil && !due.IsZero() {
+				wait = min(wait, max(due.Sub(d.Now()), time.Millisecond))
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-d.wake[t.Name]:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// deliver sends one message and records the attempt.
+func (d *Dispatcher) deliver(t *Target, m Message, log *slog.Logger) {
+	start := d.Now()
+	status, err := t.Send(d.sendCtx, m)
+	now := d.Now()
+	a := Attempt{StartedAt: start, Latency: now.Sub(start), Status: status}
+	log = log.With("outbox_id", m.ID, "attempt", m.Attempt)
+	switch {
+	case err == nil:
+		a.Outcome = OutcomeDelivered
+		if m.Attempt > 1 {
+			log.Info("delivered after retries", "status", status)
+		} else {
+			log.Debug("delivered", "status", status)
+		}
+	case isPermanent(err):
+		a.Outcome, a.Class, a.Error = OutcomeDead, errorClass(status, err), err.Error()
+		log.Error("delivery failed permanently", "status", status, "err", err)
+	default:
+		a.Class, a.Error = errorClass(status, err), err.Error()
+		if d.sendCtx.Err() != nil {
+			// Cancelled by shutdown: due again at the next start.
+			a.Outcome, a.NextAttemptAt = OutcomeRetry, now
+		} else if next, ok := t.Retry.Next(now, m.CreatedAt, m.Attempt, retryAfter(err)); ok {
+			a.Outcome, a.NextAttemptAt = OutcomeRetry, next
+			log.Warn("delivery failed, will retry", "status", status, "err", err, "next_attempt_at", next)
+		} else {
+			a.Outcome = OutcomeDead
+			a.Error = fmt.Sprintf("gave up after %d attempts over %s: %s",
+				m.Attempt, now.Sub(m.CreatedAt).Round(time.Second), a.Error)
+			log.Error("delivery given up", "status", status, "err", err)
+		}
+	}
+	// Record even during shutdown; if it fails, the lease expires and the
+	// rescuer hands the delivery out again (the target deduplicates by key).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.DB.Record(ctx, m, a, now); err != nil {
+		log.Error("recording attempt failed", "err", err)
+	}
+}
+
+// rescueLoop periodically returns expired leases to the queue.
+func (d *Dispatcher) rescueLoop(ctx context.Context) {
+	tick := time.NewTicker(max(d.Lease/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n, err := d.DB.Rescue(ctx, d.Now())
+		if err != nil && ctx.Err() == nil {
+			d.Logger.Error("rescue failed", "err", err)
+		}
+		if n > 0 {
+			d.Logger.Warn("returned deliveries whose lease expired", "count", n)
+			for _, t := range d.Targets {
+				d.Notify(t.Name)
+			}
+		}
+	}
+}
+
+func isPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+func retryAfter(err error) time.Duration {
+	var r interface{ RetryAfter() time.Duration }
+	if errors.As(err, &r) {
+		return r.RetryAfter()
+	}
+	return 0
+}
+
+// errorClass names the kind of failure, for filtering and metrics.
+func errorClass(status int, err error) string {
+	var ne net.Error
+	switch {
+	case status == 429:
+		return "http_429"
+	case status >= 500:
+		return "http_5xx"
+	case status >= 400:
+		return "http_4xx"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &ne):
+		return "network"
+	case isPermanent(err):
+		return "permanent"
+	}
+	return "error"
+}

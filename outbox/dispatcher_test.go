@@ -1,0 +1,153 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/outbox"
+)
+
+type testErr struct {
+	permanent bool
+	after     time.Duration
+}
+
+func (e testErr) Error() string             { return "test failure" }
+func (e testErr) Permanent() bool           { return e.permanent }
+func (e testErr) RetryAfter() time.Duration { return e.after }
+
+// waitFor polls cond until it holds or the test's patience ends.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func states(tb testing.TB, db *outbox.DB) map[string]outbox.Delivery {
+	m := map[string]outbox.Delivery{}
+	for _, d := range mustList(tb, db, outbox.Filter{Limit: 1000}) {
+		m[d.Key] = d
+	}
+	return m
+}
+
+func TestDispatcher(t *testing.T) {
+	db := MustOpenDB(t)
+	var mu sync.Mutex
+	sent := map[string]int{}
+	send := func(ctx context.Context, m outbox.Message) (int, error) {
+		mu.Lock()
+		sent[m.Key]++
+		n := sent[m.Key]
+		mu.Unlock()
+		switch m.Key {
+		case "flaky":
+			if n == 1 {
+				return 503, testErr{after: time.Millisecond}
+			}
+		case "bad":
+			return 400, testErr{permanent: true}
+		}
+		return 201, nil
+	}
+	policy := outbox.DefaultRetryPolicy()
+	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Retry: policy}}}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"ok", "flaky", "bad"} {
+		mustAccept(t, db, "e-"+k, "crm", k)
+	}
+	d.Notify("crm")
+	waitFor(t, "all deliveries to finish", func() bool {
+		s := states(t, db)
+		return s["ok"].State == outbox.StateDelivered && s["flaky"].State == outbox.StateDelivered &&
+			s["bad"].State == outbox.StateDead
+	})
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := states(t, db)
+	if s["flaky"].Attempts != 2 || s["ok"].Attempts != 1 || s["bad"].Attempts != 1 {
+		t.Errorf("attempts: ok %d, flaky %d, bad %d; want 1, 2, 1", s["ok"].Attempts, s["flaky"].Attempts, s["bad"].Attempts)
+	}
+	if sent["ok"] != 1 || sent["flaky"] != 2 || sent["bad"] != 1 {
+		t.Errorf("sends = %v, want ok 1, flaky 2, bad 1", sent)
+	}
+}
+
+func TestDispatcher_SlowTargetDoesNotBlockOthers(t *testing.T) {
+	db := MustOpenDB(t)
+	release := make(chan struct{})
+	slow := func(ctx context.Context, m outbox.Message) (int, error) {
+		select {
+		case <-release:
+			return 200, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	fast := func(ctx context.Context, m outbox.Message) (int, error) { return 200, nil }
+	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{
+		{Name: "slow", Send: slow, Concurrency: 1, Retry: outbox.DefaultRetryPolicy()},
+		{Name: "fast", Send: fast, Retry: outbox.DefaultRetryPolicy()},
+	}}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	for i := range 3 {
+		mustAccept(t, db, "s"+string(rune('a'+i)), "slow", "s"+string(rune('a'+i)))
+		mustAccept(t, db, "f"+string(rune('a'+i)), "fast", "f"+string(rune('a'+i)))
+	}
+	d.Notify("slow")
+	d.Notify("fast")
+	waitFor(t, "the fast target's deliveries", func() bool {
+		n := 0
+		for _, dl := range mustList(t, db, outbox.Filter{Target: "fast"}) {
+			if dl.State == outbox.StateDelivered {
+				n++
+			}
+		}
+		return n == 3
+	})
+	if running := mustList(t, db, outbox.Filter{Target: "slow", State: outbox.StateRunning}); len(running) != 1 {
+		t.Errorf("slow target has %d running, want 1 (its concurrency)", len(running))
+	}
+	close(release)
+}
+
+func TestDispatcher_CloseCancelsInflightAndKeepsThem(t *testing.T) {
+	db := MustOpenDB(t)
+	var started atomic.Int32
+	hang := func(ctx context.Context, m outbox.Message) (int, error) {
+		started.Add(1)
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: hang, Retry: outbox.DefaultRetryPolicy()}}}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustAccept(t, db, "e1", "crm", "k1")
+	d.Notify("crm")
+	waitFor(t, "the send to start", func() bool { return started.Load() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := d.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want the deadline reported", err)
+	}
+	got := states(t, db)["k1"]
+	if got.State != outbox.StateRetrying || got.LastError == "" {
+		t.Fatalf("after a cancelled send the delivery is %+v, want retrying, due at the next start", got)
+	}
+}

@@ -1,0 +1,164 @@
+// Package outbox is ctibridge's durable queue: a SQLite file that holds every
+// accepted event and every activity record still to be delivered, and the
+// dispatcher that delivers them with retries until each one is delivered or
+// dead.
+//
+// It knows nothing of platforms, CRMs or mappings: a delivery is a target
+// name, an idempotency key and payload bytes. Targets report failures through
+// error behaviour (Permanent, RetryAfter), not through types of this package.
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is the outbox database. It keeps one writer connection, because SQLite
+// allows one writer at a time and a single connection never sees SQLITE_BUSY
+// from its own pool, and a pool of read-only connections for listing.
+type DB struct {
+	// Path is the SQLite file.
+	Path string
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// process (such as `ctibridge outbox retry` while the daemon runs).
+	BusyTimeout time.Duration
+
+	write *sql.DB
+	read  *sql.DB
+}
+
+// NewDB returns a DB for the file at path. Call Open before use.
+func NewDB(path string) *DB {
+	return &DB{Path: path, BusyTimeout: 5 * time.Second}
+}
+
+// Open opens the database, creating it if needed, and applies the embedded
+// migrations.
+func (db *DB) Open() error {
+	if db.Path == "" {
+		return errors.New("open outbox: path required")
+	}
+	base := "file:" + (&url.URL{Path: db.Path}).EscapedPath()
+	busy := "_pragma=busy_timeout(" + strconv.FormatInt(db.BusyTimeout.Milliseconds(), 10) + ")"
+	// WAL lets readers run while the writer commits; synchronous=FULL makes
+	// every commit durable before we acknowledge it.
+	w, err := sql.Open("sqlite", base+"?"+busy+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate")
+	if err != nil {
+		return fmt.Errorf("open outbox %s: %w", db.Path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	db.write = w
+	if err := db.migrate(); err != nil {
+		w.Close()
+		return fmt.Errorf("open outbox %s: %w", db.Path, err)
+	}
+	r, err := sql.Open("sqlite", base+"?"+busy+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("open outbox %s: %w", db.Path, err)
+	}
+	r.SetMaxOpenConns(4)
+	db.read = r
+	return nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	var errs []error
+	if db.read != nil {
+		errs = append(errs, db.read.Close())
+	}
+	if db.write != nil {
+		errs = append(errs, db.write.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// migrate applies, in order and each in its own transaction, the migrations
+// newer than the database's user_version.
+func (db *DB) migrate() error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	var version int
+	if err := db.write.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(names) {
+		return fmt.Errorf("schema version %d is newer than this ctibridge (%d): upgrade ctibridge", version, len(names))
+	}
+	for i := version; i < len(names); i++ {
+		sqlText, err := migrations.ReadFile(names[i])
+		if err != nil {
+			return err
+		}
+		tx, err := db.write.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(string(sqlText)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+		if _, err := tx.Exec(`PRAGMA user_version = ` + strconv.Itoa(i+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+	}
+	return nil
+}
+
+// Probe proves the database is writable by committing a write.
+func (db *DB) Probe(ctx context.Context, now time.Time) error {
+	_, err := db.write.ExecContext(ctx,
+		`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, ms(now))
+	if err != nil {
+		return fmt.Errorf("write probe: %w", err)
+	}
+	return nil
+}
+
+// ms and fromMS convert between time.Time and the stored Unix milliseconds.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func fromNullMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMS(v.Int64)
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
