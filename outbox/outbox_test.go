@@ -190,7 +190,7 @@ func TestSchema_RefusesInvalidTransitions(t *testing.T) {
 	for _, stmt := range []string{
 		`UPDATE deliveries SET state = 'delivered', finished_at = 1`, // pending → delivered skips running
 		`UPDATE deliveries SET state = 'bogus'`,
-		`UPDATE deliveries SET state = 'running'`, // running needs a lease
+		`UPDATE deliveries SET state = 'running'`,               // running needs a lease
 		`UPDATE deliveries SET state = 'dead', finished_at = 1`, // dead needs an error
 	} {
 		if _, err := raw.ExecContext(ctx, stmt); err == nil {
