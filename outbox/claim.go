@@ -131,11 +131,17 @@ func (db *DB) Record(ctx context.Context, m Message, a Attempt, now time.Time) e
 // that claimed them died) to retrying, due at once. It guards on the current
 // state so that it never touches a row that was finished meanwhile.
 func (db *DB) Rescue(ctx context.Context, now time.Time) (int, error) {
+	return db.rescue(ctx, now, now)
+}
+
+// rescue returns the running deliveries whose lease ends before
+// leaseBefore to retrying, due at now.
+func (db *DB) rescue(ctx context.Context, leaseBefore, now time.Time) (int, error) {
 	r, err := db.write.ExecContext(ctx, `
 		UPDATE deliveries
 		SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,
-			last_error = coalesce(last_error, 'lease expired while running (process stopped or crashed)')
-		WHERE state = 'running' AND lease_until < ?`, ms(now), ms(now))
+			last_error = coalesce(last_error, 'interrupted while running (process stopped or crashed)')
+		WHERE state = 'running' AND lease_until < ?`, ms(now), ms(leaseBefore))
 	if err != nil {
 		return 0, fmt.Errorf("rescue expired leases: %w", err)
 	}

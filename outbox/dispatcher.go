@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -30,6 +31,10 @@ type Target struct {
 }
 
 // Dispatcher claims due deliveries and sends them, recording every attempt.
+//
+// Only one Dispatcher runs per database: Open takes a lock file beside it.
+// That is what lets Open return at once every delivery a crashed process
+// left running, instead of waiting for its lease to expire.
 type Dispatcher struct {
 	DB      *DB
 	Targets []Target
@@ -45,6 +50,7 @@ type Dispatcher struct {
 	// as `ctibridge outbox retry`). Default 1 second.
 	PollInterval time.Duration
 
+	lock     *lockFile
 	stop     context.CancelFunc // stops claiming
 	hardStop context.CancelFunc // cancels sends in flight
 	sendCtx  context.Context
@@ -84,11 +90,21 @@ func (d *Dispatcher) Open() error {
 		}
 		d.wake[t.Name] = make(chan struct{}, 1)
 	}
-	if n, err := d.DB.Rescue(context.Background(), d.Now()); err != nil {
-		return err
-	} else if n > 0 {
-		d.Logger.Warn("returned deliveries left running by a previous process", "count", n)
+	l, err := lock(d.DB.Path + ".dispatcher-lock")
+	if err != nil {
+		return fmt.Errorf("dispatcher: another ctibridge is delivering from %s: %w", d.DB.Path, err)
 	}
+	// Holding the lock, we know that any running delivery belongs to a
+	// process that is gone: all of them are due again now.
+	n, err := d.DB.rescue(context.Background(), time.UnixMilli(math.MaxInt64), d.Now())
+	if err != nil {
+		l.unlock()
+		return err
+	}
+	if n > 0 {
+		d.Logger.Warn("returned deliveries left running by a stopped process", "count", n)
+	}
+	d.lock = l
 
 	var ctx context.Context
 	ctx, d.stop = context.WithCancel(context.Background())
@@ -132,15 +148,15 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 		d.wg.Wait()
 		close(done)
 	}()
+	var err error
 	select {
 	case <-done:
-		d.hardStop()
-		return nil
 	case <-ctx.Done():
-		d.hardStop()
-		<-done
-		return fmt.Errorf("dispatcher: sends still in flight at shutdown were cancelled: %w", ctx.Err())
+		err = fmt.Errorf("dispatcher: sends still in flight at shutdown were cancelled: %w", ctx.Err())
 	}
+	d.hardStop()
+	<-done
+	return errors.Join(err, d.lock.unlock())
 }
 
 // loop claims and sends target's due deliveries until ctx ends.

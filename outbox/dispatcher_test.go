@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,4 +151,51 @@ func TestDispatcher_CloseCancelsInflightAndKeepsThem(t *testing.T) {
 	if got.State != outbox.StateRetrying || got.LastError == "" {
 		t.Fatalf("after a cancelled send the delivery is %+v, want retrying, due at the next start", got)
 	}
+}
+
+func TestDispatcher_OpenReturnsRunningRowsOfADeadProcess(t *testing.T) {
+	db := MustOpenDB(t)
+	mustAccept(t, db, "e1", "crm", "k1")
+	// A previous process claimed k1 with a long lease and died.
+	if _, err := db.Claim(context.Background(), "crm", 1, time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	delivered := make(chan string, 1)
+	send := func(ctx context.Context, m outbox.Message) (int, error) { delivered <- m.Key; return 200, nil }
+	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Retry: outbox.DefaultRetryPolicy()}}}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	select {
+	case k := <-delivered:
+		if k != "k1" {
+			t.Fatalf("delivered %q, want k1", k)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the interrupted delivery was not sent again after Open; it waits for its one-hour lease")
+	}
+}
+
+func TestDispatcher_OnePerDatabase(t *testing.T) {
+	db := MustOpenDB(t)
+	send := func(ctx context.Context, m outbox.Message) (int, error) { return 200, nil }
+	newD := func() *outbox.Dispatcher {
+		return &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Retry: outbox.DefaultRetryPolicy()}}}
+	}
+	first := newD()
+	if err := first.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if err := newD().Open(); err == nil || !strings.Contains(err.Error(), "another ctibridge") {
+		t.Fatalf("second Open = %v, want it refused while the first runs", err)
+	}
+	if err := first.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	second := newD()
+	if err := second.Open(); err != nil {
+		t.Fatalf("Open after the first closed = %v, want success", err)
+	}
+	second.Close(context.Background())
 }

@@ -177,7 +177,7 @@ func TestDB_Rescue(t *testing.T) {
 		t.Fatalf("Rescue after the lease returned %d rows, want 1", n)
 	}
 	d := mustList(t, db, outbox.Filter{})[0]
-	if d.State != outbox.StateRetrying || !strings.Contains(d.LastError, "lease expired") {
+	if d.State != outbox.StateRetrying || !strings.Contains(d.LastError, "interrupted while running") {
 		t.Fatalf("rescued delivery = %+v, want retrying with an explanation", d)
 	}
 }

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig_Defaults(t *testing.T) {
+	c, err := LoadConfig("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, DefaultConfig()) {
+		t.Errorf("LoadConfig with no file = %+v, want DefaultConfig()", c)
+	}
+}
+
+// TestConfigExample keeps config.example.toml honest: it parses strictly
+// and says exactly what the defaults are.
+func TestConfigExample(t *testing.T) {
+	c, err := LoadConfig("../../config.example.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	want.Targets["jsonl"] = TargetConfig{Type: "jsonl", Path: "activities.jsonl", Concurrency: 4, MaxAttempts: 20, MaxAge: 24 * time.Hour}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("config.example.toml =\n%+v\nwant the defaults\n%+v", c, want)
+	}
+}
+
+func writeFile(tb testing.TB, text string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "c.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadConfig_FileAndEnvironment(t *testing.T) {
+	path := writeFile(t, `
+[server]
+listen = "127.0.0.1:9000"
+[targets.crm]
+type = "webhook"
+url = "https://crm.example/hook"
+secret = "${HOOK_SECRET}"
+headers = { Authorization = "Bearer ${TOKEN}" }
+timeout = "3s"
+`)
+	env := []string{"HOOK_SECRET=whsec_abc", "TOKEN=t0k", "CTIBRIDGE_SERVER__LISTEN=127.0.0.1:9001",
+		"CTIBRIDGE_STORE__RETENTION=48h", "CTIBRIDGE_TARGETS__CRM__MAX_ATTEMPTS=3"}
+	c, err := LoadConfig(path, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Listen != "127.0.0.1:9001" {
+		t.Errorf("listen = %q, want the environment's 127.0.0.1:9001", c.Server.Listen)
+	}
+	if c.Store.Retention != 48*time.Hour {
+		t.Errorf("retention = %v, want 48h", c.Store.Retention)
+	}
+	if _, ok := c.Targets["jsonl"]; ok || len(c.Targets) != 1 {
+		t.Errorf("targets = %v, want only crm: configured targets replace the default", c.Targets)
+	}
+	crm := c.Targets["crm"]
+	if crm.Secret != "whsec_abc" || crm.Headers["Authorization"] != "Bearer t0k" || crm.MaxAttempts != 3 || crm.Timeout != 3*time.Second {
+		t.Errorf("crm = %+v, want secrets resolved from the environment and max_attempts 3", crm)
+	}
+}
+
+func TestLoadConfig_Errors(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  []string
+		want []string
+	}{
+		{"UnknownKey", "[server]\nlisen = \"x\"\n", nil, []string{"'server' has invalid keys: lisen"}},
+		{"UnknownEnvKey", "", []string{"CTIBRIDGE_SERVER__LISTN=x"}, []string{"CTIBRIDGE_* environment", "invalid keys: listn"}},
+		{"BadDuration", "[store]\nretention = \"forever\"\n", nil, []string{"'store.retention' time: invalid duration"}},
+		{"BadValues", "[server]\nlisten = \"8080\"\n[store]\npurge_schedule = \"TZ=UTC\"\n[log]\nlevel = \"loud\"\n", nil,
+			[]string{`server.listen: want host:port, got "8080"`, `store.purge_schedule: invalid schedule "TZ=UTC"`, "log.level"}},
+		{"TargetType", "[targets.a]\ntype = \"salesforce\"\n[targets.b]\npath = \"x\"\n", nil,
+			[]string{`targets.a.type: unknown type "salesforce"`, "targets.b.type: required"}},
+		{"WebhookNeedsURL", "[targets.crm]\ntype = \"webhook\"\npath = \"x\"\n", nil,
+			[]string{"targets.crm.url: required", "targets.crm.path: applies to jsonl targets"}},
+		{"MissingSecretEnv", "[targets.crm]\ntype = \"webhook\"\nurl = \"http://x\"\nsecret = \"${NOPE}\"\n", nil,
+			[]string{"targets.crm.secret: environment variable NOPE is not set"}},
+		{"NoFile", "", nil, []string{"no such file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			} else if tt.name == "NoFile" {
+				path = filepath.Join(t.TempDir(), "missing.toml")
+			}
+			_, err := LoadConfig(path, tt.env)
+			if err == nil {
+				t.Fatal("LoadConfig succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/connector/connectortest"
+)
+
+// child is the daemon running as a separate process.
+type child struct {
+	cmd    *exec.Cmd
+	addr   string
+	log    *bytes.Buffer // read it only after exited is closed
+	exited chan struct{}
+}
+
+var addrLine = regexp.MustCompile(`msg="ctibridge serving" addr=(\S+)`)
+
+// startChild runs `ctibridge serve --config path` in a child process and
+// waits until it listens.
+func startChild(tb testing.TB, path string) *child {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TEST_CTIBRIDGE_CHILD=1", "TEST_CTIBRIDGE_ARGS=serve --config "+path)
+	cmd.Env = append(cmd.Env, testEnviron...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	c := &child{cmd: cmd, log: new(bytes.Buffer), exited: make(chan struct{})}
+	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	found := make(chan string, 1)
+	go func() {
+		defer close(c.exited)
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			c.log.WriteString(s.Text() + "\n")
+			if m := addrLine.FindStringSubmatch(s.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case c.addr = <-found:
+		return c
+	case <-c.exited:
+		tb.Fatalf("child daemon exited before listening:\n%s", c.log)
+	case <-time.After(20 * time.Second):
+		tb.Fatalf("child daemon did not start listening")
+	}
+	return nil
+}
+
+// TestServe_AcknowledgedEventsSurviveKill posts events to a child daemon
+// while a slow CRM takes them, kills the daemon with SIGKILL mid-stream
+// several times, restarts it, and checks that every event acknowledged with
+// 202 reaches the CRM, and that no idempotency key reached it as two
+// different records.
+func TestServe_AcknowledgedEventsSurviveKill(t *testing.T) {
+	crm := connectortest.NewFakeCRM(t)
+	// Slow enough that a backlog builds up and deliveries are in flight
+	// at each kill.
+	crm.Respond(func(connectortest.Request) connectortest.Response {
+		return connectortest.Response{Delay: 5 * time.Millisecond}
+	})
+	path := writeConfig(t, t.TempDir(), crm.URL)
+	template := readExample(t)
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	const rounds, clients, perClient = 3, 8, 25
+	for round := range rounds {
+		c := startChild(t, path)
+		var wg sync.WaitGroup
+		for cl := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perClient {
+					id := fmt.Sprintf("R%d-C%d-%03d", round, cl, i)
+					body := bytes.Replace(template, []byte("7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D"), []byte(id), 1)
+					resp, err := http.Post("http://"+c.addr+"/v1/events/brightpattern", "application/json", bytes.NewReader(body))
+					if err != nil {
+						return // the daemon was killed
+					}
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusAccepted {
+						mu.Lock()
+						acked["brightpattern:"+id+":calls"] = true
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(100+100*round) * time.Millisecond)
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		wg.Wait()
+		c.cmd.Wait()
+	}
+	if len(acked) == 0 {
+		t.Fatal("no event was acknowledged before the kills")
+	}
+
+	c := startChild(t, path)
+	keys := make([]string, 0, len(acked))
+	for k := range acked {
+		keys = append(keys, k)
+	}
+	crm.WaitAccepted(t, 30*time.Second, keys...)
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	<-c.exited
+	if err := c.cmd.Wait(); err != nil {
+		t.Errorf("daemon exited with %v after SIGTERM\n%s", err, c.log)
+	}
+
+	if conflicts := crm.Conflicts(); len(conflicts) > 0 {
+		t.Errorf("keys delivered as two different records: %v", conflicts)
+	}
+	t.Logf("%d events acknowledged across %d kills; CRM received %d requests for %d records",
+		len(acked), rounds, len(crm.Requests()), len(crm.Accepted()))
+}

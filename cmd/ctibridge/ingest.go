@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/connector"
+	"github.com/ctibridge/ctibridge/outbox"
+)
+
+// storageRetryAfter is what a client is told to wait when the outbox
+// cannot take a write.
+const storageRetryAfter = "5"
+
+// handleEvent accepts one platform event: it decodes it, maps the
+// interaction it completes, and stores the raw event with its activities in
+// one transaction before answering 202. A request that is refused stores
+// nothing; one that is answered 202 is on disk.
+func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
+	platform := r.PathValue("platform")
+	dec, ok := m.decoders[platform]
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown platform %q (known: %s)", platform, m.platformList()))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.Config.Server.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("request body is larger than the limit of %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
+		return
+	}
+	ev, err := dec.Decode(body)
+	switch {
+	case errors.Is(err, connector.ErrUnknownEvent):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+
+	stored := outbox.Event{Platform: ev.Platform, Key: ev.Key, Type: ev.Type, ReceivedAt: time.Now(), Body: body}
+	deliveries, err := m.mapEvent(ev)
+	if err != nil {
+		// Kept, not lost: the event is stored as mapping_failed, to be
+		// mapped again once the mapping is fixed.
+		stored.MappingError = err.Error()
+	}
+	res, err := m.DB.Accept(r.Context(), stored, deliveries)
+	if err != nil {
+		m.Logger.Error("storing event failed", "platform", ev.Platform, "event", ev.Type, "err", err)
+		w.Header().Set("Retry-After", storageRetryAfter)
+		writeError(w, http.StatusServiceUnavailable, "storage unavailable, nothing was stored: "+err.Error())
+		return
+	}
+	if stored.MappingError != "" && !res.Duplicate {
+		m.Logger.Warn("mapping failed; event kept as mapping_failed", "event_id", res.EventID,
+			"platform", ev.Platform, "err", stored.MappingError)
+	}
+	if res.Enqueued > 0 {
+		for _, d := range deliveries {
+			m.Dispatcher.Notify(d.Target)
+		}
+	}
+	status := http.StatusAccepted
+	if res.Duplicate {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, ingestResponse{ID: res.EventID, Duplicate: res.Duplicate, Activities: res.Enqueued,
+		MappingError: stored.MappingError})
+}
+
+type ingestResponse struct {
+	ID         int64 `json:"id"`
+	Duplicate  bool  `json:"duplicate"`
+	Activities int   `json:"activities"`
+	// MappingError says why the event produced no activities; the event is
+	// stored all the same.
+	MappingError string `json:"mappingError,omitempty"`
+}
+
+// mapEvent applies the current mappings to the interaction ev completes and
+// serializes each activity once: these bytes are sent on every attempt.
+func (m *Main) mapEvent(ev connector.Event) ([]outbox.NewDelivery, error) {
+	if ev.Interaction == nil {
+		return nil, nil
+	}
+	acts, err := m.mappings.Load().Apply(ev.Interaction)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]outbox.NewDelivery, 0, len(acts))
+	for _, a := range acts {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // a CRM stores "a > b", not "a \u003e b"
+		if err := enc.Encode(a); err != nil {
+			return nil, fmt.Errorf("rule %q: encode activity: %w", a.Rule, err)
+		}
+		out = append(out, outbox.NewDelivery{Target: a.Target, Key: a.Key, Payload: bytes.TrimSuffix(b.Bytes(), []byte("\n"))})
+	}
+	return out, nil
+}
+
+func (m *Main) platformList() string {
+	names := make([]string, 0, len(m.decoders))
+	for n := range m.decoders {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}

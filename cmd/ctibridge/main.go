@@ -1,0 +1,78 @@
+// Command ctibridge saves contact-center interactions as CRM activity
+// records: it takes the platforms' events over HTTP, maps them with the
+// admin's mapping files, and delivers the records from a durable SQLite
+// outbox.
+//
+// Usage:
+//
+//	ctibridge serve [--config FILE]      run the daemon
+//	ctibridge outbox ls [flags]          list deliveries
+//	ctibridge version                    print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Environ()))
+}
+
+// run is the whole program, with the operating system passed in so that
+// tests can run it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		err = runServe(ctx, rest, stderr, environ)
+	case "outbox":
+		err = runOutbox(ctx, rest, stdout, environ)
+	case "version":
+		fmt.Fprintln(stdout, "ctibridge", version())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "ctibridge: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 2
+	}
+	fmt.Fprintln(stderr, "ctibridge:", err)
+	return 1
+}
+
+const usage = `ctibridge saves contact-center interactions as CRM activity records.
+
+Usage:
+  ctibridge serve [--config FILE]   run the daemon (embedded defaults without a file)
+  ctibridge outbox ls [flags]       list deliveries: state, attempts, last error
+  ctibridge version                 print the version
+
+Environment variables CTIBRIDGE_SECTION__KEY override the config file,
+for example CTIBRIDGE_SERVER__LISTEN=127.0.0.1:9090.
+`
+
+// newFlagSet returns a flag set for a subcommand that reports its own
+// errors to w.
+func newFlagSet(name string, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(w)
+	return fs
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// routes is the daemon's whole HTTP surface.
+func (m *Main) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/events/{platform}", m.handleEvent)
+	mux.HandleFunc("GET /healthz", m.handleHealthz)
+	mux.HandleFunc("GET /readyz", m.handleReadyz)
+	return mux
+}
+
+// handleHealthz answers as long as the process serves HTTP.
+func (m *Main) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleReadyz answers 200 when events can be accepted: the database takes
+// a write and a mapping set is loaded.
+func (m *Main) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]string{"database": "ok", "mappings": "ok"}
+	status := http.StatusOK
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := m.DB.Probe(ctx, time.Now()); err != nil {
+		checks["database"], status = err.Error(), http.StatusServiceUnavailable
+	}
+	if m.mappings.Load() == nil {
+		checks["mappings"], status = "no mapping set loaded", http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, checks)
+}
+
+// writeJSON writes v as the JSON response body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes the {"error": msg} body every error response has.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/ctibridge/ctibridge/connector"
+	"github.com/ctibridge/ctibridge/connector/jsonl"
+	"github.com/ctibridge/ctibridge/connector/webhook"
+	"github.com/ctibridge/ctibridge/outbox"
+)
+
+// deliverer is what every target package provides.
+type deliverer interface {
+	Deliver(ctx context.Context, d connector.Delivery) (int, error)
+}
+
+var (
+	_ deliverer = (*jsonl.Target)(nil)
+	_ deliverer = (*webhook.Target)(nil)
+)
+
+// Quick retries inside one attempt, for blips; the outbox owns every
+// longer wait.
+const (
+	quickRetries  = 2
+	quickWaitMin  = 200 * time.Millisecond
+	quickWaitMax = 2 * time.Second
+)
+
+// openTargets builds the configured targets as the dispatcher's targets.
+func (m *Main) openTargets() ([]outbox.Target, error) {
+	var out []outbox.Target
+	for _, name := range m.Config.targetNames() {
+		tc := m.Config.Targets[name]
+		var d deliverer
+		switch tc.Type {
+		case targetJSONL:
+			t, err := jsonl.Open(tc.Path)
+			if err != nil {
+				return nil, fmt.Errorf("target %s: %w", name, err)
+			}
+			m.closers = append(m.closers, t)
+			d = t
+		case targetWebhook:
+			t, err := webhook.New(webhook.Config{URL: tc.URL, Secret: tc.Secret, Headers: tc.Headers},
+				newHTTPClient(timeoutOf(tc), m.Logger.With("target", name)))
+			if err != nil {
+				return nil, fmt.Errorf("target %s: %w", name, err)
+			}
+			d = t
+		}
+		policy := outbox.DefaultRetryPolicy()
+		if tc.MaxAttempts > 0 {
+			policy.MaxAttempts = tc.MaxAttempts
+		}
+		if tc.MaxAge > 0 {
+			policy.MaxAge = tc.MaxAge
+		}
+		out = append(out, outbox.Target{
+			Name:        name,
+			Concurrency: tc.Concurrency,
+			Retry:       policy,
+			Send: func(ctx context.Context, msg outbox.Message) (int, error) {
+				return d.Deliver(ctx, connector.Delivery{Key: msg.Key, Body: msg.Payload, Attempt: msg.Attempt})
+			},
+		})
+	}
+	return out, nil
+}
+
+func timeoutOf(tc TargetConfig) time.Duration {
+	if tc.Timeout > 0 {
+		return tc.Timeout
+	}
+	return webhook.DefaultTimeout
+}
+
+// lease returns a lease that outlasts the slowest target's longest attempt
+// (every quick retry timing out, plus the waits between them), so that a
+// delivery still in flight is never handed out twice.
+func (m *Main) lease() time.Duration {
+	longest := time.Duration(0)
+	for _, tc := range m.Config.Targets {
+		longest = max(longest, timeoutOf(tc))
+	}
+	return max(5*time.Minute, 2*((quickRetries+1)*longest+quickRetries*quickWaitMax))
+}
+
+// newHTTPClient returns an HTTP client that retries a failed request a
+// couple of times within one attempt: network errors, 408, 425, 429 and
+// 5xx, with jittered waits, and never waits longer than quickWaitMax, so a
+// long Retry-After is left to the outbox. The last response is returned as
+// it is, for the target to classify.
+func newHTTPClient(timeout time.Duration, logger *slog.Logger) *http.Client {
+	c := retryablehttp.NewClient()
+	c.HTTPClient = cleanhttp.DefaultPooledClient()
+	c.HTTPClient.Timeout = timeout
+	c.Logger = logger
+	c.RetryMax = quickRetries
+	c.RetryWaitMin = quickWaitMin
+	c.RetryWaitMax = quickWaitMax
+	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	c.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if err != nil {
+			return retryablehttp.ErrorPropagatedRetryPolicy(ctx, resp, err)
+		}
+		if !connector.Retryable(resp.StatusCode) {
+			return false, nil
+		}
+		// A target asking for more than a short pause gets it from the
+		// outbox, where waiting holds no worker.
+		if connector.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()) > quickWaitMax {
+			return false, nil
+		}
+		return true, nil
+	}
+	c.Backoff = func(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+		if resp != nil {
+			if d := connector.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+				return d // at most quickWaitMax: CheckRetry stops longer ones
+			}
+		}
+		d := retryablehttp.DefaultBackoff(min, max, attempt, nil)
+		return d/2 + rand.N(d/2+1) // equal jitter
+	}
+	return c.StandardClient()
+}
