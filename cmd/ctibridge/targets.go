@@ -30,8 +30,8 @@ var (
 // Quick retries inside one attempt, for blips; the outbox owns every
 // longer wait.
 const (
-	quickRetries  = 2
-	quickWaitMin  = 200 * time.Millisecond
+	quickRetries = 2
+	quickWaitMin = 200 * time.Millisecond
 	quickWaitMax = 2 * time.Second
 )
 
