@@ -70,6 +70,9 @@ func (e *DeliveryError) RetryAfter() time.Duration { return e.retryAfter }
 // StatusCode is the HTTP status, or 0.
 func (e *DeliveryError) StatusCode() int { return e.Status }
 
+// ResponseBody is the start of the target's response body.
+func (e *DeliveryError) ResponseBody() string { return e.Body }
+
 // Permanent marks err as one that retrying cannot fix.
 func Permanent(err error) error {
 	var de *DeliveryError
@@ -81,35 +84,63 @@ func Permanent(err error) error {
 	return &DeliveryError{Err: err, permanent: true}
 }
 
-// CheckResponse classifies a CRM's HTTP response, reading and closing its
-// body. It returns nil for 2xx. 408, 425, 429 and 5xx are retryable, with the
-// Retry-After header honoured; every other status is permanent and keeps the
-// CRM's message.
+// Class is what a target's HTTP status means for a delivery.
+type Class int
+
+// Classes of HTTP status.
+const (
+	// Delivered: 2xx, the target has the record.
+	Delivered Class = iota
+	// Retry: 408, 425, 429 and 5xx other than 501 may succeed later.
+	Retry
+	// Unauthorized: 401. A target with refreshable credentials refreshes
+	// them once and tries again; after that, retrying cannot help.
+	Unauthorized
+	// Conflict: 409. Delivered where the target says that 409 means the
+	// record already exists; otherwise retrying cannot help.
+	Conflict
+	// Rejected: every other status. Retrying cannot help; the target's
+	// message says why.
+	Rejected
+)
+
+// Classify says what status means for a delivery. It is the one place
+// where that is decided.
+func Classify(status int) Class {
+	switch {
+	case status >= 200 && status <= 299:
+		return Delivered
+	case status == http.StatusRequestTimeout, status == http.StatusTooEarly,
+		status == http.StatusTooManyRequests:
+		return Retry
+	case status >= 500 && status != http.StatusNotImplemented:
+		return Retry
+	case status == http.StatusUnauthorized:
+		return Unauthorized
+	case status == http.StatusConflict:
+		return Conflict
+	}
+	return Rejected
+}
+
+// CheckResponse turns a target's HTTP response into nil for 2xx or a
+// *DeliveryError that keeps the start of the body (the CRM's message) and
+// the Retry-After header, and is permanent unless the status Classifies as
+// Retry. It reads and closes the body.
 func CheckResponse(resp *http.Response, now time.Time) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxErrorBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-	code := resp.StatusCode
-	if code >= 200 && code <= 299 {
+	class := Classify(resp.StatusCode)
+	if class == Delivered {
 		return nil
 	}
 	return &DeliveryError{
-		Status:     code,
+		Status:     resp.StatusCode,
 		Body:       strings.TrimSpace(string(body)),
-		permanent:  !Retryable(code),
+		permanent:  class != Retry,
 		retryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), now),
 	}
-}
-
-// Retryable reports whether a non-2xx status may succeed later.
-func Retryable(code int) bool {
-	switch {
-	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests:
-		return true
-	case code >= 500:
-		return code != http.StatusNotImplemented
-	}
-	return false
 }
 
 // ParseRetryAfter reads a Retry-After header, in seconds or as an HTTP date.

@@ -66,6 +66,29 @@ func TestCheckResponse(t *testing.T) {
 	}
 }
 
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		status int
+		want   connector.Class
+	}{
+		{200, connector.Delivered}, {201, connector.Delivered}, {204, connector.Delivered}, {299, connector.Delivered},
+		{301, connector.Rejected}, {304, connector.Rejected},
+		{400, connector.Rejected}, {403, connector.Rejected}, {404, connector.Rejected}, {410, connector.Rejected},
+		{422, connector.Rejected},
+		{401, connector.Unauthorized},
+		{409, connector.Conflict},
+		{408, connector.Retry}, {425, connector.Retry}, {429, connector.Retry},
+		{500, connector.Retry}, {502, connector.Retry}, {503, connector.Retry}, {504, connector.Retry}, {599, connector.Retry},
+		{501, connector.Rejected},
+		{0, connector.Rejected}, {100, connector.Rejected},
+	}
+	for _, tt := range tests {
+		if got := connector.Classify(tt.status); got != tt.want {
+			t.Errorf("Classify(%d) = %d, want %d", tt.status, got, tt.want)
+		}
+	}
+}
+
 func TestCheckResponse_TruncatesBody(t *testing.T) {
 	resp := &http.Response{
 		StatusCode: 400,

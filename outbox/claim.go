@@ -76,13 +76,16 @@ type Attempt struct {
 	Status int
 	// Class is a short machine-readable error class, such as "http_5xx".
 	Class string
-	// Error is the error message, with the CRM's response body.
+	// Error is the error message.
 	Error string
+	// ResponseBody is the start of the target's response body, if any.
+	ResponseBody string
 	// NextAttemptAt is when to retry, for OutcomeRetry.
 	NextAttemptAt time.Time
 }
 
-// MaxErrorText bounds the error text kept per attempt.
+// MaxErrorText bounds the error text and the response body kept per
+// attempt.
 const MaxErrorText = 4 << 10
 
 // Record stores an attempt and moves the delivery to its next state. It
@@ -93,10 +96,11 @@ func (db *DB) Record(ctx context.Context, m Message, a Attempt, now time.Time) e
 	errText := truncate(a.Error, MaxErrorText)
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `
-			INSERT INTO attempts (delivery_id, attempt, started_at, latency_ms, status, outcome, error_class, error)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			INSERT INTO attempts (delivery_id, attempt, started_at, latency_ms, status, outcome,
+				error_class, error, response_body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.ID, m.Attempt, ms(a.StartedAt), a.Latency.Milliseconds(), nullInt(a.Status), a.Outcome,
-			nullString(a.Class), nullString(errText))
+			nullString(a.Class), nullString(errText), nullString(truncate(a.ResponseBody, MaxErrorText)))
 		if err != nil {
 			return fmt.Errorf("record attempt %d of delivery %d: %w", m.Attempt, m.ID, err)
 		}

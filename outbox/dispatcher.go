@@ -16,7 +16,8 @@ import (
 // response (0 when none arrived) and nil on success. A failure is retried
 // unless the error has a method Permanent() bool that returns true; an error
 // with a method RetryAfter() time.Duration asks for that wait instead of the
-// schedule's.
+// schedule's, and one with ResponseBody() string has the target's answer
+// recorded with the attempt.
 type SendFunc func(ctx context.Context, m Message) (status int, err error)
 
 // Target is one destination the dispatcher delivers to. Each target has its
@@ -28,6 +29,13 @@ type Target struct {
 	// Concurrency bounds the sends in flight; default 4.
 	Concurrency int
 	Retry       RetryPolicy
+	// RateLimit caps sends per second; 0 means no limit.
+	RateLimit float64
+	// BreakerFailures failed attempts in a row pause the target for
+	// BreakerCooldown, doubling while probes keep failing; 0 disables the
+	// breaker.
+	BreakerFailures int
+	BreakerCooldown time.Duration
 }
 
 // Dispatcher claims due deliveries and sends them, recording every attempt.
@@ -217,7 +225,7 @@ func (d *Dispatcher) deliver(t *Target, m Message, log *slog.Logger) {
 	start := d.Now()
 	status, err := t.Send(d.sendCtx, m)
 	now := d.Now()
-	a := Attempt{StartedAt: start, Latency: now.Sub(start), Status: status}
+	a := Attempt{StartedAt: start, Latency: now.Sub(start), Status: status, ResponseBody: responseBody(err)}
 	log = log.With("outbox_id", m.ID, "attempt", m.Attempt)
 	switch {
 	case err == nil:
@@ -280,6 +288,14 @@ func (d *Dispatcher) rescueLoop(ctx context.Context) {
 func isPermanent(err error) bool {
 	var p interface{ Permanent() bool }
 	return errors.As(err, &p) && p.Permanent()
+}
+
+func responseBody(err error) string {
+	var r interface{ ResponseBody() string }
+	if errors.As(err, &r) {
+		return r.ResponseBody()
+	}
+	return ""
 }
 
 func retryAfter(err error) time.Duration {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +23,7 @@ import (
 // key; DefaultConfig is what runs with no file at all.
 type Config struct {
 	Server  ServerConfig            `koanf:"server"`
+	Admin   AdminConfig             `koanf:"admin"`
 	Store   StoreConfig             `koanf:"store"`
 	Mapping MappingConfig           `koanf:"mapping"`
 	Targets map[string]TargetConfig `koanf:"targets"`
@@ -36,11 +38,26 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 }
 
-// StoreConfig is the SQLite outbox.
+// AdminConfig is the admin listener: the outbox API and, later, the
+// mapping editor. Every request needs the token.
+type AdminConfig struct {
+	Listen string `koanf:"listen"`
+	// Token (or TokenFile) is the admin bearer token. With neither, a
+	// random token is generated and kept in <store.path>.admin-token.
+	Token     string `koanf:"token"`
+	TokenFile string `koanf:"token_file"`
+}
+
+// StoreConfig is the SQLite outbox and its housekeeping jobs.
 type StoreConfig struct {
-	Path          string        `koanf:"path"`
-	Retention     time.Duration `koanf:"retention"`
-	PurgeSchedule string        `koanf:"purge_schedule"`
+	Path        string        `koanf:"path"`
+	BusyTimeout time.Duration `koanf:"busy_timeout"`
+	Retention   time.Duration `koanf:"retention"`
+	// Cron specs, in UTC; an empty RedriveSchedule never redrives.
+	PurgeSchedule      string `koanf:"purge_schedule"`
+	CheckpointSchedule string `koanf:"checkpoint_schedule"`
+	RedriveSchedule    string `koanf:"redrive_schedule"`
+	SummarySchedule    string `koanf:"summary_schedule"`
 }
 
 // MappingConfig says where the mapping files are.
@@ -61,10 +78,26 @@ type TargetConfig struct {
 	SecretFile string            `koanf:"secret_file"`
 	Headers    map[string]string `koanf:"headers"`
 	Timeout    time.Duration     `koanf:"timeout"`
+	// ConflictMeansDelivered counts a 409 as "already have it".
+	ConflictMeansDelivered bool `koanf:"conflict_means_delivered"`
+	// OAuth2 client credentials: with TokenURL set, each request carries
+	// a bearer token fetched there, refreshed once on a 401.
+	TokenURL         string   `koanf:"token_url"`
+	ClientID         string   `koanf:"client_id"`
+	ClientSecret     string   `koanf:"client_secret"`
+	ClientSecretFile string   `koanf:"client_secret_file"`
+	Scopes           []string `koanf:"scopes"`
 	// every type
 	Concurrency int           `koanf:"concurrency"`
 	MaxAttempts int           `koanf:"max_attempts"`
 	MaxAge      time.Duration `koanf:"max_age"`
+	// RateLimit caps requests per second; 0 means no limit.
+	RateLimit float64 `koanf:"rate_limit"`
+	// After BreakerFailures failed attempts in a row the target is paused
+	// for BreakerCooldown (doubling while it keeps failing), then probed
+	// with one delivery. 0 failures turns the breaker off.
+	BreakerFailures int           `koanf:"breaker_failures"`
+	BreakerCooldown time.Duration `koanf:"breaker_cooldown"`
 }
 
 // SourcesConfig configures the contact-center sources.
@@ -99,16 +132,33 @@ func DefaultConfig() Config {
 			MaxBodyBytes:    1 << 20,
 			ShutdownTimeout: 10 * time.Second,
 		},
+		Admin: AdminConfig{Listen: "127.0.0.1:8081"},
 		Store: StoreConfig{
-			Path:          "ctibridge.db",
-			Retention:     30 * 24 * time.Hour,
-			PurgeSchedule: "@every 1h",
+			Path:               "ctibridge.db",
+			BusyTimeout:        5 * time.Second,
+			Retention:          30 * 24 * time.Hour,
+			PurgeSchedule:      "@every 1h",
+			CheckpointSchedule: "@every 5m",
+			SummarySchedule:    "0 0 * * *",
 		},
 		Targets: map[string]TargetConfig{
-			"jsonl": {Type: targetJSONL, Path: "activities.jsonl"},
+			"jsonl": defaultTarget(TargetConfig{Type: targetJSONL, Path: "activities.jsonl"}),
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}
+}
+
+// defaultTarget fills in the defaults every target type shares.
+func defaultTarget(t TargetConfig) TargetConfig {
+	t.Concurrency = cmp.Or(t.Concurrency, 4)
+	t.MaxAttempts = cmp.Or(t.MaxAttempts, 20)
+	t.MaxAge = cmp.Or(t.MaxAge, 24*time.Hour)
+	t.BreakerFailures = cmp.Or(t.BreakerFailures, 5)
+	t.BreakerCooldown = cmp.Or(t.BreakerCooldown, 30*time.Second)
+	if t.Type == targetWebhook {
+		t.Timeout = cmp.Or(t.Timeout, 15*time.Second)
+	}
+	return t
 }
 
 // envPrefix starts every environment variable that overrides the config:
@@ -156,6 +206,9 @@ func LoadConfig(path string, environ []string) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("%s (or %s* environment variables): %w", where, envPrefix, err)
 	}
+	for name, t := range c.Targets {
+		c.Targets[name] = defaultTarget(t)
+	}
 	if err := c.resolveSecrets(environ); err != nil {
 		return Config{}, err
 	}
@@ -180,14 +233,30 @@ func (c *Config) Validate() error {
 	if c.Server.ShutdownTimeout <= 0 {
 		bad("server.shutdown_timeout", "must be positive")
 	}
+	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+		bad("admin.listen", "want host:port, got %q", c.Admin.Listen)
+	}
 	if c.Store.Path == "" {
 		bad("store.path", "required")
+	}
+	if c.Store.BusyTimeout <= 0 {
+		bad("store.busy_timeout", "must be positive")
 	}
 	if c.Store.Retention <= 0 {
 		bad("store.retention", "must be positive")
 	}
-	if err := checkSchedule(c.Store.PurgeSchedule); err != nil {
-		bad("store.purge_schedule", "%v", err)
+	for key, spec := range map[string]string{
+		"store.purge_schedule":      c.Store.PurgeSchedule,
+		"store.checkpoint_schedule": c.Store.CheckpointSchedule,
+		"store.summary_schedule":    c.Store.SummarySchedule,
+		"store.redrive_schedule":    c.Store.RedriveSchedule,
+	} {
+		if spec == "" && key == "store.redrive_schedule" {
+			continue
+		}
+		if err := checkSchedule(spec); err != nil {
+			bad(key, "%v", err)
+		}
 	}
 	if len(c.Targets) == 0 {
 		bad("targets", "at least one target is required")
@@ -200,8 +269,11 @@ func (c *Config) Validate() error {
 			if t.Path == "" {
 				bad(key+".path", "required for a jsonl target")
 			}
-			if t.URL != "" || t.Secret != "" || t.SecretFile != "" || len(t.Headers) > 0 || t.Timeout != 0 {
-				bad(key, "url, secret, secret_file, headers and timeout apply to webhook targets, not jsonl")
+			if t.URL != "" || t.Secret != "" || t.SecretFile != "" || len(t.Headers) > 0 || t.Timeout != 0 ||
+				t.TokenURL != "" || t.ClientID != "" || t.ClientSecret != "" || t.ClientSecretFile != "" ||
+				len(t.Scopes) > 0 || t.ConflictMeansDelivered {
+				bad(key, "url, secret, headers, timeout, token_url, client_* , scopes and conflict_means_delivered "+
+					"apply to webhook targets, not jsonl")
 			}
 		case targetWebhook:
 			if t.URL == "" {
@@ -210,16 +282,20 @@ func (c *Config) Validate() error {
 			if t.Path != "" {
 				bad(key+".path", "applies to jsonl targets, not webhook")
 			}
-			if t.Timeout < 0 {
-				bad(key+".timeout", "must not be negative")
+			if t.Timeout <= 0 {
+				bad(key+".timeout", "must be positive")
+			}
+			if (t.TokenURL == "") != (t.ClientID == "") {
+				bad(key, "token_url and client_id go together (OAuth2 client credentials)")
 			}
 		case "":
 			bad(key+".type", "required (jsonl or webhook)")
 		default:
 			bad(key+".type", "unknown type %q (want jsonl or webhook)", t.Type)
 		}
-		if t.Concurrency < 0 || t.MaxAttempts < 0 || t.MaxAge < 0 {
-			bad(key, "concurrency, max_attempts and max_age must not be negative")
+		if t.Concurrency < 0 || t.MaxAttempts < 0 || t.MaxAge < 0 || t.RateLimit < 0 ||
+			t.BreakerFailures < 0 || t.BreakerCooldown < 0 {
+			bad(key, "concurrency, max_attempts, max_age, rate_limit and breaker_* must not be negative")
 		}
 	}
 	switch c.Log.Level {
@@ -258,6 +334,16 @@ func (c *Config) resolveSecrets(environ []string) error {
 		return "", false
 	}
 	var errs []error
+	if c.Admin.TokenFile != "" {
+		if c.Admin.Token != "" {
+			errs = append(errs, errors.New("admin: set token or token_file, not both"))
+		}
+		b, err := os.ReadFile(c.Admin.TokenFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("admin.token_file: %w", err))
+		}
+		c.Admin.Token = strings.TrimSpace(string(b))
+	}
 	expand := func(key, s string) string {
 		return secretRef.ReplaceAllStringFunc(s, func(ref string) string {
 			name := ref[2 : len(ref)-1]
@@ -268,6 +354,7 @@ func (c *Config) resolveSecrets(environ []string) error {
 			return v
 		})
 	}
+	c.Admin.Token = expand("admin.token", c.Admin.Token)
 	for _, name := range c.targetNames() {
 		t := c.Targets[name]
 		key := "targets." + name
@@ -282,6 +369,17 @@ func (c *Config) resolveSecrets(environ []string) error {
 			t.Secret = strings.TrimSpace(string(b))
 		}
 		t.Secret = expand(key+".secret", t.Secret)
+		if t.ClientSecretFile != "" {
+			if t.ClientSecret != "" {
+				errs = append(errs, fmt.Errorf("%s: set client_secret or client_secret_file, not both", key))
+			}
+			b, err := os.ReadFile(t.ClientSecretFile)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.client_secret_file: %w", key, err))
+			}
+			t.ClientSecret = strings.TrimSpace(string(b))
+		}
+		t.ClientSecret = expand(key+".client_secret", t.ClientSecret)
 		if len(t.Headers) > 0 {
 			h := make(map[string]string, len(t.Headers))
 			for hk, hv := range t.Headers {

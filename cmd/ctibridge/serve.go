@@ -94,6 +94,7 @@ func (m *Main) Open() error {
 	}
 
 	m.DB = outbox.NewDB(cfg.Store.Path)
+	m.DB.BusyTimeout = cfg.Store.BusyTimeout
 	if err := m.DB.Open(); err != nil {
 		return err
 	}

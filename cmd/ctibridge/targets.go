@@ -51,23 +51,21 @@ func (m *Main) openTargets() ([]outbox.Target, error) {
 			d = t
 		case targetWebhook:
 			t, err := webhook.New(webhook.Config{URL: tc.URL, Secret: tc.Secret, Headers: tc.Headers},
-				newHTTPClient(timeoutOf(tc), m.Logger.With("target", name)))
+				newHTTPClient(tc.Timeout, m.Logger.With("target", name)))
 			if err != nil {
 				return nil, fmt.Errorf("target %s: %w", name, err)
 			}
 			d = t
 		}
 		policy := outbox.DefaultRetryPolicy()
-		if tc.MaxAttempts > 0 {
-			policy.MaxAttempts = tc.MaxAttempts
-		}
-		if tc.MaxAge > 0 {
-			policy.MaxAge = tc.MaxAge
-		}
+		policy.MaxAttempts, policy.MaxAge = tc.MaxAttempts, tc.MaxAge
 		out = append(out, outbox.Target{
-			Name:        name,
-			Concurrency: tc.Concurrency,
-			Retry:       policy,
+			Name:            name,
+			Concurrency:     tc.Concurrency,
+			Retry:           policy,
+			RateLimit:       tc.RateLimit,
+			BreakerFailures: tc.BreakerFailures,
+			BreakerCooldown: tc.BreakerCooldown,
 			Send: func(ctx context.Context, msg outbox.Message) (int, error) {
 				return d.Deliver(ctx, connector.Delivery{Key: msg.Key, Body: msg.Payload, Attempt: msg.Attempt})
 			},
@@ -76,20 +74,13 @@ func (m *Main) openTargets() ([]outbox.Target, error) {
 	return out, nil
 }
 
-func timeoutOf(tc TargetConfig) time.Duration {
-	if tc.Timeout > 0 {
-		return tc.Timeout
-	}
-	return webhook.DefaultTimeout
-}
-
 // lease returns a lease that outlasts the slowest target's longest attempt
 // (every quick retry timing out, plus the waits between them), so that a
 // delivery still in flight is never handed out twice.
 func (m *Main) lease() time.Duration {
 	longest := time.Duration(0)
 	for _, tc := range m.Config.Targets {
-		longest = max(longest, timeoutOf(tc))
+		longest = max(longest, tc.Timeout)
 	}
 	return max(5*time.Minute, 2*((quickRetries+1)*longest+quickRetries*quickWaitMax))
 }
@@ -115,7 +106,7 @@ func newHTTPClient(timeout time.Duration, logger *slog.Logger) *http.Client {
 		if err != nil {
 			return retryablehttp.ErrorPropagatedRetryPolicy(ctx, resp, err)
 		}
-		if !connector.Retryable(resp.StatusCode) {
+		if connector.Classify(resp.StatusCode) != connector.Retry {
 			return false, nil
 		}
 		// A target asking for more than a short pause gets it from the

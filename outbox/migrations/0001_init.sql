@@ -70,7 +70,9 @@ CREATE TABLE attempts (
 	status        INTEGER,
 	outcome       TEXT    NOT NULL CHECK (outcome IN ('delivered', 'retry', 'dead')),
 	error_class   TEXT,
-	error         TEXT
+	error         TEXT,
+	-- the start of the target's response body: the CRM's own explanation
+	response_body TEXT
 );
 CREATE INDEX attempts_delivery ON attempts (delivery_id, attempt);
 
