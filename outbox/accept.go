@@ -44,9 +44,9 @@ type Accepted struct {
 // the event is on disk (synchronous=FULL): it is safe to acknowledge.
 func (db *DB) Accept(ctx context.Context, ev Event, ds []NewDelivery) (Accepted, error) {
 	var res Accepted
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		res, err = accept(ctx, tx, ev, ds)
+		res, err = db.accept(ctx, tx, ev, ds)
 		return err
 	})
 	if err != nil {
@@ -55,17 +55,13 @@ func (db *DB) Accept(ctx context.Context, ev Event, ds []NewDelivery) (Accepted,
 	return res, nil
 }
 
-func accept(ctx context.Context, tx *sql.Tx, ev Event, ds []NewDelivery) (Accepted, error) {
+func (db *DB) accept(ctx context.Context, tx *sql.Tx, ev Event, ds []NewDelivery) (Accepted, error) {
 	state, errText := "processed", sql.NullString{}
 	if ev.MappingError != "" {
 		state, errText = "mapping_failed", sql.NullString{String: ev.MappingError, Valid: true}
 	}
 	var res Accepted
-	err := tx.QueryRowContext(ctx, `
-		INSERT INTO events (platform, event_key, event_type, received_at, body, state, error)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (platform, event_key) DO NOTHING
-		RETURNING id`,
+	err := db.stmt(ctx, tx, sqlInsertEvent).QueryRowContext(ctx,
 		ev.Platform, ev.Key, ev.Type, ms(ev.ReceivedAt), ev.Body, state, errText).Scan(&res.EventID)
 	if errors.Is(err, sql.ErrNoRows) {
 		res.Duplicate = true
@@ -79,18 +75,16 @@ func accept(ctx context.Context, tx *sql.Tx, ev Event, ds []NewDelivery) (Accept
 	if ev.MappingError != "" {
 		return res, nil
 	}
-	res.Enqueued, err = enqueue(ctx, tx, res.EventID, ev.ReceivedAt, ds)
+	res.Enqueued, err = db.enqueue(ctx, tx, res.EventID, ev.ReceivedAt, ds)
 	return res, err
 }
 
 // enqueue inserts deliveries, skipping any whose target and key exist.
-func enqueue(ctx context.Context, tx *sql.Tx, eventID int64, now time.Time, ds []NewDelivery) (int, error) {
+func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, eventID int64, now time.Time, ds []NewDelivery) (int, error) {
 	n := 0
+	insert := db.stmt(ctx, tx, sqlInsertDelivery)
 	for _, d := range ds {
-		r, err := tx.ExecContext(ctx, `
-			INSERT INTO deliveries (event_id, target, idem_key, payload, created_at, next_attempt_at)
-			VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (target, idem_key) DO NOTHING`,
+		r, err := insert.ExecContext(ctx,
 			eventID, d.Target, d.Key, d.Payload, ms(now), ms(now))
 		if err != nil {
 			return n, fmt.Errorf("enqueue %s %s: %w", d.Target, d.Key, err)
@@ -99,17 +93,4 @@ func enqueue(ctx context.Context, tx *sql.Tx, eventID int64, now time.Time, ds [
 		n += int(c)
 	}
 	return n, nil
-}
-
-// inTx runs f in a write transaction and commits it.
-func (db *DB) inTx(ctx context.Context, f func(*sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }

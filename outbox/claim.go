@@ -25,31 +25,35 @@ type Message struct {
 // whose next attempt is after now. One statement does it, so two claimers
 // can never take the same row.
 func (db *DB) Claim(ctx context.Context, target string, n int, now time.Time, lease time.Duration) ([]Message, error) {
-	rows, err := db.write.QueryContext(ctx, `
-		UPDATE deliveries
-		SET state = 'running', attempts = attempts + 1, lease_until = ?
-		WHERE id IN (
-			SELECT id FROM deliveries
-			WHERE target = ? AND state IN ('pending', 'retrying') AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, id
-			LIMIT ?)
-		RETURNING id, target, idem_key, payload, attempts, created_at`,
-		ms(now.Add(lease)), target, ms(now), n)
-	if err != nil {
-		return nil, fmt.Errorf("claim %s: %w", target, err)
-	}
-	defer rows.Close()
 	var msgs []Message
-	for rows.Next() {
-		var m Message
-		var created int64
-		if err := rows.Scan(&m.ID, &m.Target, &m.Key, &m.Payload, &m.Attempt, &created); err != nil {
-			return nil, fmt.Errorf("claim %s: %w", target, err)
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		msgs = msgs[:0]
+		rows, err := tx.QueryContext(ctx, `
+			UPDATE deliveries
+			SET state = 'running', attempts = attempts + 1, lease_until = ?
+			WHERE id IN (
+				SELECT id FROM deliveries
+				WHERE target = ? AND state IN ('pending', 'retrying') AND next_attempt_at <= ?
+				ORDER BY next_attempt_at, id
+				LIMIT ?)
+			RETURNING id, target, idem_key, payload, attempts, created_at`,
+			ms(now.Add(lease)), target, ms(now), n)
+		if err != nil {
+			return err
 		}
-		m.CreatedAt = fromMS(created)
-		msgs = append(msgs, m)
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var m Message
+			var created int64
+			if err := rows.Scan(&m.ID, &m.Target, &m.Key, &m.Payload, &m.Attempt, &created); err != nil {
+				return err
+			}
+			m.CreatedAt = fromMS(created)
+			msgs = append(msgs, m)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", target, err)
 	}
 	// RETURNING yields rows in no promised order.
@@ -94,11 +98,8 @@ const MaxErrorText = 4 << 10
 // recorded but the state is left to whoever owns it now.
 func (db *DB) Record(ctx context.Context, m Message, a Attempt, now time.Time) error {
 	errText := truncate(a.Error, MaxErrorText)
-	return db.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `
-			INSERT INTO attempts (delivery_id, attempt, started_at, latency_ms, status, outcome,
-				error_class, error, response_body)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	return db.write(ctx, func(tx *sql.Tx) error {
+		_, err := db.stmt(ctx, tx, sqlInsertAttempt).ExecContext(ctx,
 			m.ID, m.Attempt, ms(a.StartedAt), a.Latency.Milliseconds(), nullInt(a.Status), a.Outcome,
 			nullString(a.Class), nullString(errText), nullString(truncate(a.ResponseBody, MaxErrorText)))
 		if err != nil {
@@ -141,15 +142,22 @@ func (db *DB) Rescue(ctx context.Context, now time.Time) (int, error) {
 // rescue returns the running deliveries whose lease ends before
 // leaseBefore to retrying, due at now.
 func (db *DB) rescue(ctx context.Context, leaseBefore, now time.Time) (int, error) {
-	r, err := db.write.ExecContext(ctx, `
-		UPDATE deliveries
-		SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,
-			last_error = coalesce(last_error, 'interrupted while running (process stopped or crashed)')
-		WHERE state = 'running' AND lease_until < ?`, ms(now), ms(leaseBefore))
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `
+			UPDATE deliveries
+			SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,
+				last_error = coalesce(last_error, 'interrupted while running (process stopped or crashed)')
+			WHERE state = 'running' AND lease_until < ?`, ms(now), ms(leaseBefore))
+		if err != nil {
+			return err
+		}
+		n, err = r.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("rescue expired leases: %w", err)
 	}
-	n, _ := r.RowsAffected()
 	return int(n), nil
 }
 
@@ -157,7 +165,7 @@ func (db *DB) rescue(ctx context.Context, leaseBefore, now time.Time) (int, erro
 // zero time when none waits.
 func (db *DB) NextDue(ctx context.Context, target string) (time.Time, error) {
 	var v sql.NullInt64
-	err := db.write.QueryRowContext(ctx, `
+	err := db.read.QueryRowContext(ctx, `
 		SELECT min(next_attempt_at) FROM deliveries
 		WHERE target = ? AND state IN ('pending', 'retrying')`, target).Scan(&v)
 	if err != nil {

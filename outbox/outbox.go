@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -37,8 +38,14 @@ type DB struct {
 	// process (such as `ctibridge outbox retry` while the daemon runs).
 	BusyTimeout time.Duration
 
-	write *sql.DB
-	read  *sql.DB
+	wconn *sql.DB // the one writer connection, used by the writer goroutine
+	read  *sql.DB // read-only connections
+
+	writes     chan *writeReq
+	closed     chan struct{}
+	writerDone chan struct{}
+	commits    atomic.Int64 // transactions committed by the writer
+	stmts      map[string]*sql.Stmt
 }
 
 // NewDB returns a DB for the file at path. Call Open before use.
@@ -64,8 +71,12 @@ func (db *DB) Open() error {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	db.write = w
+	db.wconn = w
 	if err := db.migrate(); err != nil {
+		w.Close()
+		return fmt.Errorf("open outbox %s: %w", db.Path, err)
+	}
+	if err := db.prepare(); err != nil {
 		w.Close()
 		return fmt.Errorf("open outbox %s: %w", db.Path, err)
 	}
@@ -76,17 +87,31 @@ func (db *DB) Open() error {
 	}
 	r.SetMaxOpenConns(4)
 	db.read = r
+	db.writes = make(chan *writeReq)
+	db.closed = make(chan struct{})
+	db.writerDone = make(chan struct{})
+	go db.writeLoop()
 	return nil
 }
 
-// Close closes the database.
+// Close waits for the writes in progress and closes the database. Writes
+// after Close fail with ErrClosed. Close is idempotent.
 func (db *DB) Close() error {
+	if db.closed != nil {
+		select {
+		case <-db.closed:
+			return nil
+		default:
+		}
+		close(db.closed)
+		<-db.writerDone
+	}
 	var errs []error
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}
-	if db.write != nil {
-		errs = append(errs, db.write.Close())
+	if db.wconn != nil {
+		errs = append(errs, db.wconn.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -100,7 +125,7 @@ func (db *DB) migrate() error {
 	}
 	sort.Strings(names)
 	var version int
-	if err := db.write.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+	if err := db.wconn.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if version > len(names) {
@@ -111,7 +136,7 @@ func (db *DB) migrate() error {
 		if err != nil {
 			return err
 		}
-		tx, err := db.write.Begin()
+		tx, err := db.wconn.Begin()
 		if err != nil {
 			return err
 		}
@@ -132,8 +157,11 @@ func (db *DB) migrate() error {
 
 // Probe proves the database is writable by committing a write.
 func (db *DB) Probe(ctx context.Context, now time.Time) error {
-	_, err := db.write.ExecContext(ctx,
-		`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, ms(now))
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, ms(now))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("write probe: %w", err)
 	}

@@ -1,0 +1,170 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// ErrClosed is returned for writes after Close.
+var ErrClosed = errors.New("outbox is closed")
+
+// maxBatch bounds the writes one transaction commits together.
+const maxBatch = 256
+
+// Statements the writer runs for nearly every write, prepared once on the
+// writer connection: parsing them each time cost more than running them.
+const (
+	sqlSavepoint   = `SAVEPOINT w`
+	sqlRelease     = `RELEASE w`
+	sqlRollbackTo  = `ROLLBACK TO w`
+	sqlInsertEvent = `
+		INSERT INTO events (platform, event_key, event_type, received_at, body, state, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (platform, event_key) DO NOTHING
+		RETURNING id`
+	sqlInsertDelivery = `
+		INSERT INTO deliveries (event_id, target, idem_key, payload, created_at, next_attempt_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (target, idem_key) DO NOTHING`
+	sqlInsertAttempt = `
+		INSERT INTO attempts (delivery_id, attempt, started_at, latency_ms, status, outcome,
+			error_class, error, response_body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// prepare prepares the hot statements on the writer connection. It runs
+// before the writer goroutine starts, while the connection is free.
+func (db *DB) prepare() error {
+	db.stmts = map[string]*sql.Stmt{}
+	for _, q := range []string{sqlSavepoint, sqlRelease, sqlRollbackTo, sqlInsertEvent, sqlInsertDelivery, sqlInsertAttempt} {
+		st, err := db.wconn.Prepare(q)
+		if err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		db.stmts[q] = st
+	}
+	return nil
+}
+
+// stmt returns the prepared statement q bound to tx.
+func (db *DB) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
+	return tx.StmtContext(ctx, db.stmts[q])
+}
+
+// writeReq is one write waiting for the writer goroutine.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// write runs fn in a transaction on the single writer connection and
+// returns once that transaction is durably committed (or has failed).
+//
+// Writes that arrive while a commit is in progress are committed together
+// in the next transaction: group commit. With synchronous=FULL each commit
+// costs an fsync, so sharing it is what lets many concurrent requests be
+// acknowledged quickly while every acknowledgement still means "on disk".
+// Each write runs inside its own SAVEPOINT, so one failing write is rolled
+// back alone and never spoils the others in its batch.
+func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	select {
+	case db.writes <- req:
+	case <-db.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, wait for the outcome even if ctx ends: the write may
+	// commit, and the caller must not report failure for stored data.
+	<-req.done
+	return req.err
+}
+
+// writeLoop is the writer goroutine: it takes every queued write, up to
+// maxBatch, and commits them in one transaction.
+func (db *DB) writeLoop() {
+	defer close(db.writerDone)
+	batch := make([]*writeReq, 0, maxBatch)
+	for {
+		select {
+		case req := <-db.writes:
+			batch = append(batch[:0], req)
+		case <-db.closed:
+			return
+		}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-db.writes:
+				batch = append(batch, req)
+			default:
+				break gather
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// commit runs batch in one transaction and reports to each request.
+func (db *DB) commit(batch []*writeReq) {
+	finish := func(err error) {
+		for _, r := range batch {
+			if r.err == nil {
+				r.err = err
+			}
+			close(r.done)
+		}
+	}
+	// The transaction must not die with any one caller's context.
+	ctx := context.Background()
+	tx, err := db.wconn.BeginTx(ctx, nil)
+	if err != nil {
+		finish(fmt.Errorf("begin: %w", err))
+		return
+	}
+	ok := 0
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		if _, err := db.stmt(ctx, tx, sqlSavepoint).ExecContext(ctx); err != nil {
+			r.err = err
+			continue
+		}
+		if err := r.fn(tx); err != nil {
+			r.err = err
+			if _, rbErr := db.stmt(ctx, tx, sqlRollbackTo).ExecContext(ctx); rbErr != nil {
+				tx.Rollback()
+				finish(fmt.Errorf("roll back a failed write: %w", rbErr))
+				return
+			}
+		}
+		if _, err := db.stmt(ctx, tx, sqlRelease).ExecContext(ctx); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+		if r.err == nil {
+			ok++
+		}
+	}
+	if ok == 0 {
+		tx.Rollback()
+		finish(nil)
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		// Nothing of this batch is on disk, including the writes whose
+		// own part went well.
+		finish(fmt.Errorf("commit: %w", err))
+		return
+	}
+	db.commits.Add(1)
+	finish(nil)
+}

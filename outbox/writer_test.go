@@ -1,0 +1,143 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTestDB(tb testing.TB) *DB {
+	tb.Helper()
+	db := NewDB(filepath.Join(tb.TempDir(), "outbox.db"))
+	if err := db.Open(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestWrite_FailureIsIsolated checks that a write that fails inside a
+// shared batch is rolled back alone: the writes committed with it stay.
+func TestWrite_FailureIsIsolated(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.write(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO probe (id, at) VALUES (1, ?)
+					ON CONFLICT (id) DO UPDATE SET at = at + 1`, 0); err != nil {
+					return err
+				}
+				if i%4 == 0 {
+					return boom // after its own update: that update must be undone
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	failed := 0
+	for i, err := range errs {
+		switch {
+		case i%4 == 0 && !errors.Is(err, boom):
+			t.Errorf("write %d = %v, want boom", i, err)
+		case i%4 != 0 && err != nil:
+			t.Errorf("write %d = %v, want success", i, err)
+		}
+		if err != nil {
+			failed++
+		}
+	}
+	var at int
+	if err := db.read.QueryRow(`SELECT at FROM probe`).Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	// The first successful write inserts 0; each later one adds 1.
+	if want := len(errs) - failed - 1; at != want {
+		t.Errorf("probe.at = %d, want %d: only the successful writes may count", at, want)
+	}
+}
+
+// TestWrite_GroupsConcurrentWrites checks that concurrent writes share
+// commits: far fewer transactions than writes.
+func TestWrite_GroupsConcurrentWrites(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	before := db.commits.Load()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := db.Accept(ctx, Event{Platform: "p", Key: fmt.Sprint(i), Type: "t", ReceivedAt: time.Now(), Body: []byte("{}")},
+				[]NewDelivery{{Target: "crm", Key: fmt.Sprint(i), Payload: []byte("{}")}})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	var n int
+	if err := db.read.QueryRow(`SELECT count(*) FROM deliveries`).Scan(&n); err != nil || n != 200 {
+		t.Fatalf("deliveries = %d, %v; want 200", n, err)
+	}
+	if commits := db.commits.Load() - before; commits >= 200 {
+		t.Errorf("200 concurrent accepts took %d commits, want them grouped into fewer", commits)
+	} else {
+		t.Logf("200 concurrent accepts in %d commits", commits)
+	}
+}
+
+func TestWrite_AfterClose(t *testing.T) {
+	db := NewDB(filepath.Join(t.TempDir(), "outbox.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Errorf("second Close = %v, want nil", err)
+	}
+	if err := db.Probe(context.Background(), time.Now()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Probe after Close = %v, want ErrClosed", err)
+	}
+}
+
+// BenchmarkAccept measures durable acceptance of one event with one
+// delivery, from many goroutines at once (run with -cpu and
+// -test.benchtime as needed).
+func BenchmarkAccept(b *testing.B) {
+	db := openTestDB(b)
+	ctx := context.Background()
+	payload := make([]byte, 600)
+	var n sync.Mutex
+	i := 0
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n.Lock()
+			i++
+			k := fmt.Sprint(i)
+			n.Unlock()
+			if _, err := db.Accept(ctx, Event{Platform: "p", Key: k, Type: "t", ReceivedAt: time.Now(), Body: payload},
+				[]NewDelivery{{Target: "crm", Key: k, Payload: payload}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
