@@ -59,6 +59,7 @@ type Dispatcher struct {
 	PollInterval time.Duration
 
 	lock     *lockFile
+	health   map[string]*breaker
 	stop     context.CancelFunc // stops claiming
 	hardStop context.CancelFunc // cancels sends in flight
 	sendCtx  context.Context
@@ -85,6 +86,7 @@ func (d *Dispatcher) Open() error {
 		d.PollInterval = time.Second
 	}
 	d.wake = make(map[string]chan struct{}, len(d.Targets))
+	d.health = make(map[string]*breaker, len(d.Targets))
 	for i := range d.Targets {
 		t := &d.Targets[i]
 		if t.Name == "" || t.Send == nil {
@@ -97,6 +99,7 @@ func (d *Dispatcher) Open() error {
 			t.Concurrency = 4
 		}
 		d.wake[t.Name] = make(chan struct{}, 1)
+		d.health[t.Name] = newBreaker(t.BreakerFailures, t.BreakerCooldown)
 	}
 	l, err := lock(d.DB.Path + ".dispatcher-lock")
 	if err != nil {
@@ -133,6 +136,15 @@ func (d *Dispatcher) Open() error {
 	return nil
 }
 
+// Status returns each target's delivery health.
+func (d *Dispatcher) Status() map[string]TargetStatus {
+	m := make(map[string]TargetStatus, len(d.health))
+	for name, b := range d.health {
+		m[name] = b.status()
+	}
+	return m
+}
+
 // Notify tells target's loop that new deliveries may be due.
 func (d *Dispatcher) Notify(target string) {
 	if c, ok := d.wake[target]; ok {
@@ -167,18 +179,29 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	return errors.Join(err, d.lock.unlock())
 }
 
-// loop claims and sends target's due deliveries until ctx ends.
+// loop claims and sends target's due deliveries until ctx ends. It claims
+// no more than the free concurrency slots, the rate limit and the circuit
+// breaker allow.
 func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 	log := d.Logger.With("target", t.Name)
+	brk := d.health[t.Name]
+	rate := &limiter{rate: t.RateLimit}
 	slots := make(chan struct{}, t.Concurrency)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
 	failures := 0
 	for {
+		now := d.Now()
 		free := cap(slots) - len(slots)
+		allowed, wait := brk.allow(now, free)
+		if allowed > 0 {
+			var rwait time.Duration
+			allowed, rwait = rate.take(now, allowed)
+			wait = max(wait, rwait)
+		}
 		claimed := 0
-		if free > 0 {
-			msgs, err := d.DB.Claim(ctx, t.Name, free, d.Now(), d.Lease)
+		if allowed > 0 {
+			msgs, err := d.DB.Claim(ctx, t.Name, allowed, now, d.Lease)
 			if err != nil && ctx.Err() == nil {
 				failures++
 				log.Error("claim failed", "err", err, "consecutive_errors", failures)
@@ -186,6 +209,7 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 				failures = 0
 			}
 			claimed = len(msgs)
+			rate.giveBack(allowed - claimed)
 			for _, m := range msgs {
 				slots <- struct{}{}
 				inflight.Add(1)
@@ -196,16 +220,18 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 					d.Notify(t.Name)
 				}()
 			}
+			if claimed > 0 && claimed == allowed {
+				continue // more may be due
+			}
 		}
-		if claimed > 0 && claimed == free {
-			continue // more may be due; the slots bound us
-		}
-		wait := d.PollInterval
-		if failures > 0 {
-			wait = min(time.Duration(failures)*d.PollInterval, 30*time.Second)
-		} else if free > 0 {
-			if due, err := d.DB.NextDue(ctx, t.Name); err == nil && !due.IsZero() {
-				wait = min(wait, max(due.Sub(d.Now()), time.Millisecond))
+		if wait <= 0 {
+			wait = d.PollInterval
+			if failures > 0 {
+				wait = min(time.Duration(failures)*d.PollInterval, 30*time.Second)
+			} else if free > 0 {
+				if due, err := d.DB.NextDue(ctx, t.Name); err == nil && !due.IsZero() {
+					wait = min(wait, max(due.Sub(d.Now()), time.Millisecond))
+				}
 			}
 		}
 		timer := time.NewTimer(wait)
@@ -253,12 +279,31 @@ func (d *Dispatcher) deliver(t *Target, m Message, log *slog.Logger) {
 			log.Error("delivery given up", "status", status, "err", err)
 		}
 	}
+	if d.sendCtx.Err() == nil {
+		d.reportHealth(t.Name, now, err != nil && !isPermanent(err), log)
+	}
 	// Record even during shutdown; if it fails, the lease expires and the
 	// rescuer hands the delivery out again (the target deduplicates by key).
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := d.DB.Record(ctx, m, a, now); err != nil {
 		log.Error("recording attempt failed", "err", err)
+	}
+}
+
+// reportHealth feeds an attempt's result to the target's breaker and logs
+// the breaker's changes.
+func (d *Dispatcher) reportHealth(target string, now time.Time, failed bool, log *slog.Logger) {
+	state, changed := d.health[target].report(now, failed)
+	if !changed {
+		return
+	}
+	switch st := d.health[target].status(); state {
+	case BreakerOpen:
+		log.Warn("target paused after repeated failures; its deliveries wait without using attempts",
+			"consecutive_failures", st.ConsecutiveFailures, "paused_until", st.PausedUntil)
+	case BreakerClosed:
+		log.Info("target answers again; deliveries resume")
 	}
 }
 

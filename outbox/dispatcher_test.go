@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -198,4 +199,86 @@ func TestDispatcher_OnePerDatabase(t *testing.T) {
 		t.Fatalf("Open after the first closed = %v, want success", err)
 	}
 	second.Close(context.Background())
+}
+
+// TestDispatcher_BreakerPausesFailingTarget checks that a target that
+// keeps failing is paused after BreakerFailures attempts in a row: its
+// other deliveries wait without using attempts, and resume once a probe
+// succeeds.
+func TestDispatcher_BreakerPausesFailingTarget(t *testing.T) {
+	db := MustOpenDB(t)
+	var mu sync.Mutex
+	down := true
+	sends := 0
+	send := func(ctx context.Context, m outbox.Message) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		sends++
+		if down {
+			return 503, testErr{after: time.Millisecond}
+		}
+		return 200, nil
+	}
+	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Concurrency: 1,
+		Retry: outbox.DefaultRetryPolicy(), BreakerFailures: 3, BreakerCooldown: 300 * time.Millisecond}}}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	for i := range 10 {
+		mustAccept(t, db, fmt.Sprint("e", i), "crm", fmt.Sprint("k", i))
+	}
+	d.Notify("crm")
+	waitFor(t, "the breaker to open", func() bool { return d.Status()["crm"].Breaker == outbox.BreakerOpen })
+	mu.Lock()
+	atOpen := sends
+	mu.Unlock()
+	time.Sleep(150 * time.Millisecond) // within the cooldown
+	mu.Lock()
+	if sends != atOpen {
+		t.Errorf("%d sends while the breaker was open, want none", sends-atOpen)
+	}
+	down = false
+	mu.Unlock()
+	waitFor(t, "every delivery after recovery", func() bool {
+		return len(mustList(t, db, outbox.Filter{State: outbox.StateDelivered})) == 10
+	})
+	if st := d.Status()["crm"]; st.Breaker != outbox.BreakerClosed {
+		t.Errorf("breaker = %+v after recovery, want closed", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if sends > 10+3+1 {
+		t.Errorf("%d sends for 10 deliveries: the paused target was hammered", sends)
+	}
+}
+
+func TestDispatcher_RateLimit(t *testing.T) {
+	db := MustOpenDB(t)
+	var mu sync.Mutex
+	var at []time.Time
+	send := func(ctx context.Context, m outbox.Message) (int, error) {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		return 200, nil
+	}
+	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Concurrency: 8,
+		Retry: outbox.DefaultRetryPolicy(), RateLimit: 20}}}
+	for i := range 30 {
+		mustAccept(t, db, fmt.Sprint("e", i), "crm", fmt.Sprint("k", i))
+	}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	waitFor(t, "all 30 deliveries", func() bool {
+		return len(mustList(t, db, outbox.Filter{State: outbox.StateDelivered})) == 30
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// 20 at once (the burst), then 10 more at 20/s: at least ~0.5s.
+	if span := at[len(at)-1].Sub(at[0]); span < 400*time.Millisecond {
+		t.Errorf("30 sends at 20/s took %v, want at least ~500ms", span)
+	}
 }
