@@ -57,17 +57,34 @@ Notes       = 'notes'
 "Sale Closed" = "Sale"
 `
 
-// writeConfig writes a config delivering to crmURL and returns its path.
+// writeConfig writes a config delivering to crmURL, mapped by testMapping,
+// and returns its path.
 func writeConfig(tb testing.TB, dir, crmURL string) string {
+	tb.Helper()
+	return writeConfigWith(tb, dir, testMapping, `
+[targets.crm]
+type = "webhook"
+url = "`+crmURL+`"
+secret = "${CRM_SECRET}"
+timeout = "2s"
+`)
+}
+
+// writeConfigWith writes a config with the given mapping file and targets
+// sections, and returns its path.
+func writeConfigWith(tb testing.TB, dir, mappingText, targets string) string {
 	tb.Helper()
 	if err := os.MkdirAll(filepath.Join(dir, "mappings"), 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "mappings", "crm.toml"), []byte(testMapping), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "mappings", "crm.toml"), []byte(mappingText), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	cfg := `
 [server]
+listen = "127.0.0.1:0"
+
+[admin]
 listen = "127.0.0.1:0"
 
 [store]
@@ -75,13 +92,7 @@ path = "` + filepath.Join(dir, "ctibridge.db") + `"
 
 [mapping]
 dir = "` + filepath.Join(dir, "mappings") + `"
-
-[targets.crm]
-type = "webhook"
-url = "` + crmURL + `"
-secret = "${CRM_SECRET}"
-timeout = "2s"
-`
+` + targets
 	path := filepath.Join(dir, "ctibridge.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/ctibridge/ctibridge/outbox"
 )
 
 // routes is the daemon's whole HTTP surface.
@@ -22,19 +24,27 @@ func (m *Main) handleHealthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleReadyz answers 200 when events can be accepted: the database takes
-// a write and a mapping set is loaded.
+// a write and a mapping set is loaded. It also shows each target's health;
+// a paused target does not make the daemon unready, since events are still
+// accepted and kept for it.
 func (m *Main) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	checks := map[string]string{"database": "ok", "mappings": "ok"}
+	res := readiness{Database: "ok", Mappings: "ok", Targets: m.Dispatcher.Status()}
 	status := http.StatusOK
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := m.DB.Probe(ctx, time.Now()); err != nil {
-		checks["database"], status = err.Error(), http.StatusServiceUnavailable
+		res.Database, status = err.Error(), http.StatusServiceUnavailable
 	}
 	if m.mappings.Load() == nil {
-		checks["mappings"], status = "no mapping set loaded", http.StatusServiceUnavailable
+		res.Mappings, status = "no mapping set loaded", http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, checks)
+	writeJSON(w, status, res)
+}
+
+type readiness struct {
+	Database string                         `json:"database"`
+	Mappings string                         `json:"mappings"`
+	Targets  map[string]outbox.TargetStatus `json:"targets"`
 }
 
 // writeJSON writes v as the JSON response body.
