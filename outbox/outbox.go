@@ -168,6 +168,22 @@ func (db *DB) Probe(ctx context.Context, now time.Time) error {
 	return nil
 }
 
+// Checkpoint copies the write-ahead log into the database file and
+// truncates it, so that the -wal file does not grow without bound.
+func (db *DB) Checkpoint(ctx context.Context) error {
+	var busy, logFrames, checkpointed int
+	err := db.writeBare(ctx, func(c *sql.DB) error {
+		return c.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return errors.New("checkpoint: readers kept it from finishing; the next one will try again")
+	}
+	return nil
+}
+
 // ms and fromMS convert between time.Time and the stored Unix milliseconds.
 func ms(t time.Time) int64 { return t.UnixMilli() }
 

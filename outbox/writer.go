@@ -55,8 +55,11 @@ func (db *DB) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
 
 // writeReq is one write waiting for the writer goroutine.
 type writeReq struct {
-	ctx  context.Context
-	fn   func(*sql.Tx) error
+	ctx context.Context
+	fn  func(*sql.Tx) error
+	// bare, instead of fn, runs outside any transaction, for statements
+	// that cannot run inside one (wal_checkpoint).
+	bare func(*sql.DB) error
 	err  error
 	done chan struct{}
 }
@@ -71,7 +74,16 @@ type writeReq struct {
 // Each write runs inside its own SAVEPOINT, so one failing write is rolled
 // back alone and never spoils the others in its batch.
 func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	return db.queue(ctx, &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})})
+}
+
+// writeBare runs fn on the writer connection outside a transaction, between
+// two batches.
+func (db *DB) writeBare(ctx context.Context, fn func(*sql.DB) error) error {
+	return db.queue(ctx, &writeReq{ctx: ctx, bare: fn, done: make(chan struct{})})
+}
+
+func (db *DB) queue(ctx context.Context, req *writeReq) error {
 	select {
 	case db.writes <- req:
 	case <-db.closed:
@@ -110,8 +122,24 @@ func (db *DB) writeLoop() {
 	}
 }
 
-// commit runs batch in one transaction and reports to each request.
+// commit runs batch in one transaction and reports to each request. Bare
+// requests run first, each on its own.
 func (db *DB) commit(batch []*writeReq) {
+	txs := batch[:0:0]
+	for _, r := range batch {
+		if r.bare == nil {
+			txs = append(txs, r)
+			continue
+		}
+		r.err = r.ctx.Err()
+		if r.err == nil {
+			r.err = r.bare(db.wconn)
+		}
+		close(r.done)
+	}
+	if batch = txs; len(batch) == 0 {
+		return
+	}
 	finish := func(err error) {
 		for _, r := range batch {
 			if r.err == nil {
