@@ -119,7 +119,11 @@ breaker_failures = 0
 	if strings.Join(deadKeys, " ") != strings.Join(bad, " ") {
 		t.Errorf("dead = %v, want %v", deadKeys, bad)
 	}
-	delivered, _ := m.DB.List(context.Background(), outbox.Filter{State: outbox.StateDelivered})
+	var delivered []outbox.Delivery
+	waitFor(t, "every accepted record to be recorded as delivered", func() bool {
+		delivered, _ = m.DB.List(context.Background(), outbox.Filter{State: outbox.StateDelivered})
+		return len(delivered) >= len(good)
+	})
 	if len(delivered) != len(good) {
 		t.Errorf("%d deliveries delivered, want %d", len(delivered), len(good))
 	}

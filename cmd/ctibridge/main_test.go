@@ -179,11 +179,14 @@ func TestServe_BrightPatternCallReachesCRMOnce(t *testing.T) {
 	if status != http.StatusOK || body["duplicate"] != true || body["id"] != float64(1) {
 		t.Fatalf("second POST = %d %v, want 200 {id:1, duplicate:true}", status, body)
 	}
-	ds, err := m.DB.List(context.Background(), outbox.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ds) != 1 || ds[0].State != outbox.StateDelivered || ds[0].Attempts != 1 {
+	// The CRM has the record a moment before the outbox records the
+	// attempt: wait for that, then check there is exactly one delivery.
+	var ds []outbox.Delivery
+	waitFor(t, "the delivery to be recorded", func() bool {
+		ds, _ = m.DB.List(context.Background(), outbox.Filter{})
+		return len(ds) > 0 && ds[0].State == outbox.StateDelivered
+	})
+	if len(ds) != 1 || ds[0].Attempts != 1 {
 		t.Fatalf("deliveries = %+v, want one, delivered in one attempt", ds)
 	}
 	time.Sleep(100 * time.Millisecond) // a second delivery would have started by now

@@ -65,6 +65,10 @@ type Main struct {
 	ln     net.Listener
 	server *http.Server
 	cron   *cron.Cron
+
+	// adminLn and adminServer are the admin API (admin.go).
+	adminLn     net.Listener
+	adminServer *http.Server
 }
 
 // decoder turns a platform's posted event into a connector.Event.
@@ -131,7 +135,7 @@ func (m *Main) Open() error {
 			m.Logger.Error("http server stopped", "err", err)
 		}
 	}()
-	return nil
+	return m.openAdmin()
 }
 
 // Addr is the address the daemon listens on.
@@ -150,6 +154,11 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.server != nil {
 		if err := m.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop http server: %w", err))
+		}
+	}
+	if m.adminServer != nil {
+		if err := m.adminServer.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop admin server: %w", err))
 		}
 	}
 	if m.cron != nil {

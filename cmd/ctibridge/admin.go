@@ -1,0 +1,361 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/outbox"
+)
+
+// The admin API is a second HTTP server, on admin.listen (loopback by
+// default), so that the ingest port can face agents' browsers while the
+// outbox stays reachable only by operators. Every request needs the admin
+// bearer token, and a browser request from another origin is refused, as
+// caddy's admin endpoint does.
+
+// openAdmin starts the admin API. It listens synchronously, so a port
+// already taken is an error of Open.
+func (m *Main) openAdmin() error {
+	token, tokenFile, err := m.adminToken()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", m.Config.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           m.adminHandler(token, ln.Addr()),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.adminLn, m.adminServer = ln, srv
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("admin server stopped", "err", err)
+		}
+	}()
+	if tokenFile != "" {
+		// The file's name, never the token itself.
+		m.Logger.Info("admin API listening; its bearer token is in the token file",
+			"admin_addr", ln.Addr().String(), "token_file", tokenFile)
+	} else {
+		m.Logger.Info("admin API listening", "admin_addr", ln.Addr().String())
+	}
+	return nil
+}
+
+// AdminAddr is the address the admin API listens on.
+func (m *Main) AdminAddr() string {
+	if m.adminLn == nil {
+		return ""
+	}
+	return m.adminLn.Addr().String()
+}
+
+// adminTokenSuffix names the generated token's file: <store.path> plus it.
+const adminTokenSuffix = ".admin-token"
+
+// adminToken returns the admin bearer token: the configured one, or else
+// the one kept in <store.path>.admin-token, generated (32 random bytes, in
+// hex) into a new file of mode 0600 on the first start. tokenFile is that
+// file, or empty for a configured token.
+func (m *Main) adminToken() (token, tokenFile string, err error) {
+	if m.Config.Admin.Token != "" {
+		return m.Config.Admin.Token, "", nil
+	}
+	path := m.Config.Store.Path + adminTokenSuffix
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil && strings.TrimSpace(string(b)) != "":
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			m.Logger.Warn("admin token file is readable by other users; chmod 600 it", "token_file", path)
+		}
+		return strings.TrimSpace(string(b)), path, nil
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return "", "", fmt.Errorf("admin token: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", "", fmt.Errorf("admin token: %w", err)
+	}
+	token = hex.EncodeToString(raw)
+	if err := writeFileAtomic(path, []byte(token+"\n")); err != nil {
+		return "", "", fmt.Errorf("admin token: %w", err)
+	}
+	return token, path, nil
+}
+
+// writeFileAtomic writes data to path with mode 0600: to a temporary file
+// in the same directory, synced, then renamed over path, so that a crash
+// never leaves a half-written file.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*") // mode 0600
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename, there is nothing to remove
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// adminHandler is the admin API: every route, behind the origin and token
+// checks.
+func (m *Main) adminHandler(token string, addr net.Addr) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /admin/api/deliveries", m.handleAdminList)
+	mux.HandleFunc("GET /admin/api/deliveries/{id}", m.handleAdminShow)
+	mux.HandleFunc("POST /admin/api/deliveries/{id}/retry", m.handleAdminRetry)
+	mux.HandleFunc("POST /admin/api/deliveries/retry-dead", m.handleAdminRetryDead)
+	mux.HandleFunc("POST /admin/api/purge", m.handleAdminPurge)
+	mux.HandleFunc("GET /admin/api/stats", m.handleAdminStats)
+	sum := sha256.Sum256([]byte(token))
+	return &adminGuard{mux: mux, tokenSum: sum, origins: ownOrigins(addr)}
+}
+
+// adminGuard checks every admin request before the mux sees it.
+type adminGuard struct {
+	mux *http.ServeMux
+	// tokenSum is the token's SHA-256: comparing fixed-size digests in
+	// constant time leaks neither the token nor its length.
+	tokenSum [sha256.Size]byte
+	// origins are the host:port of the listener's own origins; nil for a
+	// listener on every address, whose own origin is the request's Host.
+	origins map[string]bool
+}
+
+func (g *adminGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A web page of another origin must not drive the admin API from the
+	// operator's browser (CSRF, DNS rebinding); browsers say where a
+	// request comes from in Origin. Tools such as curl send none.
+	if origin := r.Header.Get("Origin"); origin != "" && !g.ownOrigin(origin, r.Host) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("origin %q not allowed", origin))
+		return
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	gotSum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	if !ok || subtle.ConstantTimeCompare(gotSum[:], g.tokenSum[:]) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ctibridge admin"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong admin token (Authorization: Bearer <token>)")
+		return
+	}
+	if h, pattern := g.mux.Handler(r); pattern == "" {
+		h.ServeHTTP(&jsonErrorWriter{ResponseWriter: w, r: r}, r) // the mux's 404 or 405, as JSON
+		return
+	}
+	g.mux.ServeHTTP(w, r)
+}
+
+// ownOrigin reports whether origin is the admin listener's own.
+func (g *adminGuard) ownOrigin(origin, host string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	if g.origins == nil {
+		return u.Host == host
+	}
+	return g.origins[u.Host]
+}
+
+// ownOrigins returns the host:port a browser shows in Origin for pages of
+// the listener at addr: the address itself, and localhost for a loopback
+// one. It returns nil for a listener on every address (0.0.0.0, ::).
+func ownOrigins(addr net.Addr) map[string]bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		return nil
+	}
+	origins := map[string]bool{tcp.String(): true}
+	if tcp.IP.IsLoopback() {
+		origins[net.JoinHostPort("localhost", strconv.Itoa(tcp.Port))] = true
+	}
+	return origins
+}
+
+// jsonErrorWriter turns a plain-text error response into the API's
+// {"error": …}.
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	written bool
+}
+
+func (w *jsonErrorWriter) WriteHeader(code int) {
+	if code < 400 {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.written = true
+	msg := fmt.Sprintf("no admin endpoint %s %s", w.r.Method, w.r.URL.Path)
+	if code == http.StatusMethodNotAllowed {
+		msg = fmt.Sprintf("method %s not allowed for %s (allowed: %s)", w.r.Method, w.r.URL.Path,
+			w.Header().Get("Allow"))
+	}
+	w.Header().Del("X-Content-Type-Options")
+	writeError(w.ResponseWriter, code, msg)
+}
+
+func (w *jsonErrorWriter) Write(b []byte) (int, error) {
+	if w.written {
+		return len(b), nil // the plain-text body, replaced
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// handleAdminList lists deliveries, newest first: ?state=&target=&limit=.
+func (m *Main) handleAdminList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := outbox.Filter{Target: q.Get("target"), Limit: 100}
+	if s := q.Get("state"); s != "" {
+		st, err := outbox.ParseState(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		f.State = st
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want a positive number, got %q", s))
+			return
+		}
+		f.Limit = n
+	}
+	ds, err := m.DB.List(r.Context(), f)
+	if err != nil {
+		m.adminError(w, r, err)
+		return
+	}
+	if ds == nil {
+		ds = []outbox.Delivery{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": ds})
+}
+
+// handleAdminShow returns one delivery with its payload and attempts.
+func (m *Main) handleAdminShow(w http.ResponseWriter, r *http.Request) {
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := m.DB.Show(r.Context(), id)
+	if err != nil {
+		m.adminError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// handleAdminRetry moves one dead delivery back to the queue and wakes its
+// target's loop, so that it goes out at once.
+func (m *Main) handleAdminRetry(w http.ResponseWriter, r *http.Request) {
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := m.DB.Show(r.Context(), id)
+	if err != nil {
+		m.adminError(w, r, err)
+		return
+	}
+	n, err := m.DB.Retry(r.Context(), []int64{id}, time.Now())
+	if err != nil {
+		m.adminError(w, r, err)
+		return
+	}
+	target := res.Delivery.Target
+	m.Dispatcher.Notify(target)
+	m.Logger.Info("delivery retried through the admin API", "outbox_id", id, "target", target)
+	writeJSON(w, http.StatusOK, map[string]any{"retried": n, "id": id, "target": target})
+}
+
+// handleAdminRetryDead moves every dead delivery, or those of ?target=,
+// back to the queue.
+func (m *Main) handleAdminRetryDead(w http.ResponseWriter, r *http.Request) {
+	target := r.URL.Query().Get("target")
+	n, err := m.DB.RetryDead(r.Context(), target, time.Now())
+	if err != nil {
+		m.adminError(w, r, err)
+		return
+	}
+	targets := []string{target}
+	if target == "" {
+		targets = m.Config.targetNames()
+	}
+	for _, t := range targets {
+		m.Dispatcher.Notify(t)
+	}
+	m.Logger.Info("dead deliveries retried through the admin API", "count", n, "target", target)
+	writeJSON(w, http.StatusOK, map[string]any{"retried": n})
+}
+
+// handleAdminPurge deletes deliveries delivered longer ago than
+// ?older_than= (a Go duration, such as 720h).
+func (m *Main) handleAdminPurge(w http.ResponseWriter, r *http.Request) {
+	s := r.URL.Query().Get("older_than")
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("older_than: want a positive duration such as 720h, got %q", s))
+		return
+	}
+	n, err := m.DB.Purge(r.Context(), time.Now().Add(-d), 1000)
+	if err != nil {
+		m.adminError(w, r, err)
+		return
+	}
+	m.Logger.Info("delivered rows purged through the admin API", "count", n, "older_than", d)
+	writeJSON(w, http.StatusOK, map[string]any{"purged": n})
+}
+
+// handleAdminStats returns the outbox's counts.
+func (m *Main) handleAdminStats(w http.ResponseWriter, r *http.Request) {
+	s, err := m.DB.Stats(r.Context(), time.Now())
+	if err != nil {
+		m.adminError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// adminError answers err: the outbox's own errors with their status and
+// message, anything else with a 500 whose cause goes to the log.
+func (m *Main) adminError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, outbox.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, outbox.ErrNotDead):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		m.Logger.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error; the daemon's log has the cause")
+	}
+}
