@@ -26,6 +26,16 @@ func BadPayload(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrBadPayload, field, fmt.Sprintf(format, args...))
 }
 
+// StateFunc returns the snapshot a source stored under key with an
+// earlier event, or nil when there is none. Sources whose platforms spread
+// one interaction over several events (Genesys, Five9) keep such a snapshot
+// and emit the Interaction when the last event arrives.
+//
+// A source calls it at most once per Decode. The caller holds the key until
+// the event and its new State are stored, so the events of one interaction
+// are applied one at a time, in the order they are received.
+type StateFunc func(key string) ([]byte, error)
+
 // Event is what a source makes of one message from a platform.
 type Event struct {
 	// Platform names the source, such as "brightpattern".
@@ -38,4 +48,9 @@ type Event struct {
 	// Interaction is the finished interaction the event completes, or nil when
 	// the event is stored but produces no activity.
 	Interaction *Interaction
+	// StateKey, when set, names the snapshot this event updated; State is
+	// its new content, stored in the same transaction as the event. A nil
+	// State deletes the snapshot (the interaction is done).
+	StateKey string
+	State    []byte
 }

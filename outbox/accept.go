@@ -18,6 +18,10 @@ type Event struct {
 	// MappingError, when set, stores the event as mapping_failed with this
 	// message instead of enqueuing deliveries.
 	MappingError string
+	// StateKey, when set, stores State as the platform's snapshot under
+	// that key (see State), or deletes the snapshot when State is nil.
+	StateKey string
+	State    []byte
 }
 
 // NewDelivery is an activity record to enqueue for one target.
@@ -72,6 +76,11 @@ func (db *DB) accept(ctx context.Context, tx *sql.Tx, ev Event, ds []NewDelivery
 	if err != nil {
 		return res, err
 	}
+	if ev.StateKey != "" {
+		if err := db.putState(ctx, tx, ev.Platform, ev.StateKey, ev.State, ev.ReceivedAt); err != nil {
+			return res, err
+		}
+	}
 	if ev.MappingError != "" {
 		return res, nil
 	}
@@ -93,4 +102,35 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, eventID int64, now time.T
 		n += int(c)
 	}
 	return n, nil
+}
+
+// putState stores or, for nil data, deletes a snapshot.
+func (db *DB) putState(ctx context.Context, tx *sql.Tx, platform, key string, data []byte, now time.Time) error {
+	var err error
+	if data == nil {
+		_, err = tx.ExecContext(ctx, `DELETE FROM states WHERE platform = ? AND state_key = ?`, platform, key)
+	} else {
+		_, err = tx.ExecContext(ctx, `
+			INSERT INTO states (platform, state_key, data, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (platform, state_key) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
+			platform, key, data, ms(now))
+	}
+	if err != nil {
+		return fmt.Errorf("store state %s %s: %w", platform, key, err)
+	}
+	return nil
+}
+
+// State returns the snapshot stored for platform and key, or nil.
+func (db *DB) State(ctx context.Context, platform, key string) ([]byte, error) {
+	var data []byte
+	err := db.read.QueryRowContext(ctx, `SELECT data FROM states WHERE platform = ? AND state_key = ?`,
+		platform, key).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state %s %s: %w", platform, key, err)
+	}
+	return data, nil
 }

@@ -101,7 +101,9 @@ func (db *DB) List(ctx context.Context, f Filter) ([]Delivery, error) {
 
 // Purge deletes deliveries delivered before cutoff, with their attempts, in
 // batches of batch rows so that the writer is never held for long. Events
-// left with no delivery are deleted too. It returns the deliveries deleted.
+// left with no delivery are deleted too, and so are snapshots of
+// interactions not updated since cutoff (they never finished). It returns
+// the deliveries deleted.
 func (db *DB) Purge(ctx context.Context, cutoff time.Time, batch int) (int, error) {
 	if batch <= 0 {
 		batch = 1000
@@ -122,6 +124,10 @@ func (db *DB) Purge(ctx context.Context, cutoff time.Time, batch int) (int, erro
 			_, err = tx.ExecContext(ctx, `
 				DELETE FROM events WHERE state = 'processed' AND received_at < ?
 				AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = events.id)`, ms(cutoff))
+			if err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `DELETE FROM states WHERE updated_at < ?`, ms(cutoff))
 			return err
 		})
 		if err != nil {

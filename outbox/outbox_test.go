@@ -261,3 +261,34 @@ func mustList(tb testing.TB, db *outbox.DB, f outbox.Filter) []outbox.Delivery {
 	}
 	return got
 }
+
+func TestDB_State(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	ev := event("e1")
+	ev.StateKey, ev.State = "call-1", []byte(`{"step":1}`)
+	if _, err := db.Accept(ctx, ev, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.State(ctx, "test", "call-1"); err != nil || string(got) != `{"step":1}` {
+		t.Fatalf("State = %s, %v; want step 1", got, err)
+	}
+	// A duplicate event must not touch the state.
+	dup := event("e1")
+	dup.StateKey, dup.State = "call-1", []byte(`{"step":99}`)
+	db.Accept(ctx, dup, nil)
+	if got, _ := db.State(ctx, "test", "call-1"); string(got) != `{"step":1}` {
+		t.Fatalf("after a duplicate, State = %s, want step 1 unchanged", got)
+	}
+	done := event("e2")
+	done.StateKey = "call-1" // nil State: the interaction is done
+	if _, err := db.Accept(ctx, done, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.State(ctx, "test", "call-1"); err != nil || got != nil {
+		t.Fatalf("State after done = %s, %v; want nil", got, err)
+	}
+	if got, err := db.State(ctx, "test", "never"); err != nil || got != nil {
+		t.Fatalf("State of an unknown key = %s, %v; want nil", got, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -103,12 +104,52 @@ type TargetConfig struct {
 // SourcesConfig configures the contact-center sources.
 type SourcesConfig struct {
 	BrightPattern BrightPatternConfig `koanf:"brightpattern"`
+	Genesys       GenesysConfig       `koanf:"genesys"`
+	Five9         Five9Config         `koanf:"five9"`
+}
+
+// SourceAuth says who may post a source's events.
+type SourceAuth struct {
+	// Token (or TokenFile), when set, must come as "Authorization: Bearer
+	// <token>" with every event.
+	Token     string `koanf:"token"`
+	TokenFile string `koanf:"token_file"`
+	// AllowedOrigins are the web origins whose pages may post events (the
+	// browser bridge), such as "https://acme.my.salesforce.com". A browser
+	// request from any other origin is refused with 403.
+	AllowedOrigins []string `koanf:"allowed_origins"`
 }
 
 // BrightPatternConfig configures the Bright Pattern source.
 type BrightPatternConfig struct {
+	SourceAuth `koanf:",squash"`
 	// LogOnEnd makes ON_INTERACTION_END produce activities too.
 	LogOnEnd bool `koanf:"log_on_end"`
+}
+
+// GenesysConfig configures the Genesys source: WWE events posted by the
+// bridge, and optionally a Genesys Web Services CometD subscription.
+type GenesysConfig struct {
+	SourceAuth `koanf:",squash"`
+	// DispositionKey is the userData key holding the disposition.
+	DispositionKey string `koanf:"disposition_key"`
+	// GWS, when URL is set, subscribes to Genesys Web Services notifications.
+	GWS GWSConfig `koanf:"gws"`
+}
+
+// GWSConfig is a Genesys Web Services CometD subscription.
+type GWSConfig struct {
+	// URL is the CometD endpoint, such as https://gws.example.com/genesys/cometd.
+	URL          string   `koanf:"url"`
+	Username     string   `koanf:"username"`
+	Password     string   `koanf:"password"`
+	PasswordFile string   `koanf:"password_file"`
+	Channels     []string `koanf:"channels"`
+}
+
+// Five9Config configures the Five9 source.
+type Five9Config struct {
+	SourceAuth `koanf:",squash"`
 }
 
 // LogConfig configures logging.
@@ -133,6 +174,12 @@ func DefaultConfig() Config {
 			ShutdownTimeout: 10 * time.Second,
 		},
 		Admin: AdminConfig{Listen: "127.0.0.1:8081"},
+		Sources: SourcesConfig{
+			Genesys: GenesysConfig{
+				DispositionKey: "DispositionCode",
+				GWS:            GWSConfig{Channels: []string{"/v2/me/interactions"}},
+			},
+		},
 		Store: StoreConfig{
 			Path:               "ctibridge.db",
 			BusyTimeout:        5 * time.Second,
@@ -298,6 +345,25 @@ func (c *Config) Validate() error {
 			bad(key, "concurrency, max_attempts, max_age, rate_limit and breaker_* must not be negative")
 		}
 	}
+	for name, a := range c.sourceAuths() {
+		for _, o := range a.AllowedOrigins {
+			if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+				bad("sources."+name+".allowed_origins", "%q is not an origin (scheme://host[:port])", o)
+			}
+		}
+	}
+	if g := c.Sources.Genesys; g.GWS.URL != "" {
+		if u, err := url.Parse(g.GWS.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("sources.genesys.gws.url", "want an http or https URL, got %q", g.GWS.URL)
+		}
+		if len(g.GWS.Channels) == 0 {
+			bad("sources.genesys.gws.channels", "at least one channel is required")
+		}
+	}
+	if c.Sources.Genesys.DispositionKey == "" {
+		bad("sources.genesys.disposition_key", "required")
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -307,6 +373,15 @@ func (c *Config) Validate() error {
 		bad("log.format", "want text or json, got %q", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// sourceAuths returns each source's auth settings, by platform name.
+func (c *Config) sourceAuths() map[string]*SourceAuth {
+	return map[string]*SourceAuth{
+		"brightpattern": &c.Sources.BrightPattern.SourceAuth,
+		"genesys":       &c.Sources.Genesys.SourceAuth,
+		"five9":         &c.Sources.Five9.SourceAuth,
+	}
 }
 
 func (c *Config) targetNames() []string {
@@ -355,6 +430,31 @@ func (c *Config) resolveSecrets(environ []string) error {
 		})
 	}
 	c.Admin.Token = expand("admin.token", c.Admin.Token)
+	for name, a := range c.sourceAuths() {
+		key := "sources." + name
+		if a.TokenFile != "" {
+			if a.Token != "" {
+				errs = append(errs, fmt.Errorf("%s: set token or token_file, not both", key))
+			}
+			b, err := os.ReadFile(a.TokenFile)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.token_file: %w", key, err))
+			}
+			a.Token = strings.TrimSpace(string(b))
+		}
+		a.Token = expand(key+".token", a.Token)
+	}
+	if g := &c.Sources.Genesys.GWS; g.PasswordFile != "" {
+		if g.Password != "" {
+			errs = append(errs, errors.New("sources.genesys.gws: set password or password_file, not both"))
+		}
+		b, err := os.ReadFile(g.PasswordFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sources.genesys.gws.password_file: %w", err))
+		}
+		g.Password = strings.TrimSpace(string(b))
+	}
+	c.Sources.Genesys.GWS.Password = expand("sources.genesys.gws.password", c.Sources.Genesys.GWS.Password)
 	for _, name := range c.targetNames() {
 		t := c.Targets[name]
 		key := "targets." + name

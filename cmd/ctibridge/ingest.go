@@ -30,6 +30,9 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown platform %q (known: %s)", platform, m.platformList()))
 		return
 	}
+	if !m.authorizeSource(w, r, platform) {
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.Config.Server.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -41,8 +44,32 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
 		return
 	}
-	ev, err := dec.Decode(body)
+	// A stateful source loads its snapshot through state, which takes the
+	// interaction's lock; it is held until the event is stored, so that
+	// two tabs posting events of one call apply them one at a time.
+	var unlock func()
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
+	state := func(key string) ([]byte, error) {
+		if unlock != nil {
+			return nil, errors.New("state loaded twice for one event")
+		}
+		unlock = m.states.lock(platform + "\x00" + key)
+		b, err := m.DB.State(r.Context(), platform, key)
+		if err != nil {
+			return nil, storageError{err}
+		}
+		return b, nil
+	}
+	ev, err := dec.Decode(body, state)
+	var se storageError
 	switch {
+	case errors.As(err, &se):
+		m.storageUnavailable(w, platform, se.err)
+		return
 	case errors.Is(err, connector.ErrUnknownEvent):
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
@@ -51,7 +78,8 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	stored := outbox.Event{Platform: ev.Platform, Key: ev.Key, Type: ev.Type, ReceivedAt: time.Now(), Body: body}
+	stored := outbox.Event{Platform: ev.Platform, Key: ev.Key, Type: ev.Type, ReceivedAt: time.Now(), Body: body,
+		StateKey: ev.StateKey, State: ev.State}
 	deliveries, err := m.mapEvent(ev)
 	if err != nil {
 		// Kept, not lost: the event is stored as mapping_failed, to be
@@ -60,9 +88,7 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := m.DB.Accept(r.Context(), stored, deliveries)
 	if err != nil {
-		m.Logger.Error("storing event failed", "platform", ev.Platform, "event", ev.Type, "err", err)
-		w.Header().Set("Retry-After", storageRetryAfter)
-		writeError(w, http.StatusServiceUnavailable, "storage unavailable, nothing was stored: "+err.Error())
+		m.storageUnavailable(w, platform, err)
 		return
 	}
 	if stored.MappingError != "" && !res.Duplicate {
@@ -80,6 +106,19 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, status, ingestResponse{ID: res.EventID, Duplicate: res.Duplicate, Activities: res.Enqueued,
 		MappingError: stored.MappingError})
+}
+
+// storageError marks a failure to read the outbox, as opposed to a bad
+// payload.
+type storageError struct{ err error }
+
+func (e storageError) Error() string { return e.err.Error() }
+
+// storageUnavailable answers 503: the client should post the event again.
+func (m *Main) storageUnavailable(w http.ResponseWriter, platform string, err error) {
+	m.Logger.Error("storing event failed", "platform", platform, "err", err)
+	w.Header().Set("Retry-After", storageRetryAfter)
+	writeError(w, http.StatusServiceUnavailable, "storage unavailable, nothing was stored: "+err.Error())
 }
 
 type ingestResponse struct {

@@ -109,6 +109,12 @@ func MustRunMain(tb testing.TB, path string) *Main {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return MustRunMainConfig(tb, cfg)
+}
+
+// MustRunMainConfig starts the daemon in process with cfg.
+func MustRunMainConfig(tb testing.TB, cfg Config) *Main {
+	tb.Helper()
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := m.Open(); err != nil {
 		m.Close(context.Background())

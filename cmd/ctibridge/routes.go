@@ -13,6 +13,7 @@ import (
 func (m *Main) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events/{platform}", m.handleEvent)
+	mux.HandleFunc("OPTIONS /v1/events/{platform}", m.handlePreflight)
 	mux.HandleFunc("GET /healthz", m.handleHealthz)
 	mux.HandleFunc("GET /readyz", m.handleReadyz)
 	return mux

@@ -60,6 +60,7 @@ type Main struct {
 	// mappings is the current mapping set, swapped whole on reload.
 	mappings atomic.Pointer[mapping.Set]
 	decoders map[string]decoder
+	states   keyLocks // serializes the events of one interaction
 	closers  []io.Closer
 
 	ln     net.Listener
@@ -73,7 +74,7 @@ type Main struct {
 
 // decoder turns a platform's posted event into a connector.Event.
 type decoder interface {
-	Decode(body []byte) (connector.Event, error)
+	Decode(body []byte, state connector.StateFunc) (connector.Event, error)
 }
 
 var _ decoder = brightpattern.Decoder{}

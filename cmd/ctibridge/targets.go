@@ -50,8 +50,16 @@ func (m *Main) openTargets() ([]outbox.Target, error) {
 			m.closers = append(m.closers, t)
 			d = t
 		case targetWebhook:
-			t, err := webhook.New(webhook.Config{URL: tc.URL, Secret: tc.Secret, Headers: tc.Headers},
-				newHTTPClient(tc.Timeout, m.Logger.With("target", name)))
+			t, err := webhook.New(webhook.Config{
+				URL:                    tc.URL,
+				Secret:                 tc.Secret,
+				Headers:                tc.Headers,
+				TokenURL:               tc.TokenURL,
+				ClientID:               tc.ClientID,
+				ClientSecret:           tc.ClientSecret,
+				Scopes:                 tc.Scopes,
+				ConflictMeansDelivered: tc.ConflictMeansDelivered,
+			}, newHTTPClient(tc.Timeout, m.Logger.With("target", name)))
 			if err != nil {
 				return nil, fmt.Errorf("target %s: %w", name, err)
 			}
@@ -74,15 +82,18 @@ func (m *Main) openTargets() ([]outbox.Target, error) {
 	return out, nil
 }
 
-// lease returns a lease that outlasts the slowest target's longest attempt
-// (every quick retry timing out, plus the waits between them), so that a
-// delivery still in flight is never handed out twice.
+// lease returns a lease that outlasts the slowest target's longest attempt,
+// so that a delivery still in flight is never handed out twice. One
+// attempt is at most four requests (with OAuth: a token fetch, the send, a
+// second fetch and a second send after a 401), each of which may time out
+// on every quick retry and wait between them.
 func (m *Main) lease() time.Duration {
 	longest := time.Duration(0)
 	for _, tc := range m.Config.Targets {
 		longest = max(longest, tc.Timeout)
 	}
-	return max(5*time.Minute, 2*((quickRetries+1)*longest+quickRetries*quickWaitMax))
+	perRequest := (quickRetries+1)*longest + quickRetries*quickWaitMax
+	return max(5*time.Minute, 2*4*perRequest)
 }
 
 // newHTTPClient returns an HTTP client that retries a failed request a

@@ -50,7 +50,10 @@ type Decoder struct {
 // and connector.ErrUnknownEvent when the event name is not one of the known
 // ones. The Event's Key is <event>:<interactionId>, so the same event for the
 // same interaction posted from two browser tabs is one event.
-func (d Decoder) Decode(body []byte) (connector.Event, error) {
+//
+// Bright Pattern sends the whole interaction in one event, so Decode keeps no
+// state and never calls state.
+func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event, error) {
 	top, err := parseBody(body)
 	if err != nil {
 		return connector.Event{}, err

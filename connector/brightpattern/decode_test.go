@@ -47,7 +47,7 @@ func TestDecode_Golden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ev, err := brightpattern.Decoder{}.Decode(body)
+			ev, err := brightpattern.Decoder{}.Decode(body, nil)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -80,7 +80,7 @@ func TestDecode_Example(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := brightpattern.Decoder{}.Decode(body)
+	ev, err := brightpattern.Decoder{}.Decode(body, nil)
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
@@ -142,7 +142,7 @@ func TestDecode_Err(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := brightpattern.Decoder{}.Decode([]byte(tt.body))
+			ev, err := brightpattern.Decoder{}.Decode([]byte(tt.body), nil)
 			if err == nil {
 				t.Fatalf("Decode(%s) = %+v, want error", tt.body, ev)
 			}
@@ -160,7 +160,7 @@ func TestDecode_Err(t *testing.T) {
 }
 
 func TestDecode_UnknownEventListsKnown(t *testing.T) {
-	_, err := brightpattern.Decoder{}.Decode([]byte(`{"event":"ON_CALL_STARTED","data":{}}`))
+	_, err := brightpattern.Decoder{}.Decode([]byte(`{"event":"ON_CALL_STARTED","data":{}}`), nil)
 	for _, want := range []string{brightpattern.EventSaveActivityRecord, brightpattern.EventInteractionEnd} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not list %s", err, want)
@@ -183,7 +183,7 @@ func TestDecoder_LogOnEnd(t *testing.T) {
 		{true, brightpattern.EventInteractionEnd, true},
 	}
 	for _, tt := range tests {
-		ev, err := brightpattern.Decoder{LogOnEnd: tt.logOnEnd}.Decode(body(tt.event))
+		ev, err := brightpattern.Decoder{LogOnEnd: tt.logOnEnd}.Decode(body(tt.event), nil)
 		if err != nil {
 			t.Fatalf("LogOnEnd=%v %s: %v", tt.logOnEnd, tt.event, err)
 		}
@@ -201,7 +201,7 @@ func TestDecoder_LogOnEnd(t *testing.T) {
 func decodeData(t *testing.T, members string) *connector.Interaction {
 	t.Helper()
 	body := `{"event":"ON_SAVE_ACTIVITY_RECORD","data":{"interactionId":"i1",` + members + `}}`
-	ev, err := brightpattern.Decoder{}.Decode([]byte(body))
+	ev, err := brightpattern.Decoder{}.Decode([]byte(body), nil)
 	if err != nil {
 		t.Fatalf("Decode(%s): %v", body, err)
 	}
@@ -312,7 +312,7 @@ func TestDecode_AgentFallback(t *testing.T) {
 	if in.Agent.ID != "from-data" {
 		t.Errorf("Agent.ID = %q, want data.agentId", in.Agent.ID)
 	}
-	ev, err := brightpattern.Decoder{}.Decode([]byte(`{"event":"ON_SAVE_ACTIVITY_RECORD","agentId":"top","data":{"interactionId":"i1","type":"voice","agentId":"from-data"}}`))
+	ev, err := brightpattern.Decoder{}.Decode([]byte(`{"event":"ON_SAVE_ACTIVITY_RECORD","agentId":"top","data":{"interactionId":"i1","type":"voice","agentId":"from-data"}}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,11 +324,11 @@ func TestDecode_AgentFallback(t *testing.T) {
 // TestDecode_SameKey checks that two tabs posting the same event agree on
 // the Key, whatever else differs.
 func TestDecode_SameKey(t *testing.T) {
-	a, err := brightpattern.Decoder{}.Decode([]byte(`{"event":"ON_SAVE_ACTIVITY_RECORD","agentId":"a1","receivedAt":"2026-11-21T14:31:40Z","data":{"interactionId":"i1","type":"voice"}}`))
+	a, err := brightpattern.Decoder{}.Decode([]byte(`{"event":"ON_SAVE_ACTIVITY_RECORD","agentId":"a1","receivedAt":"2026-11-21T14:31:40Z","data":{"interactionId":"i1","type":"voice"}}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := brightpattern.Decoder{}.Decode([]byte(`{"event":"ON_SAVE_ACTIVITY_RECORD","agentId":"a1","receivedAt":"2026-11-21T14:31:41Z","data":{"interactionId":" i1 ","type":"voice"}}`))
+	b, err := brightpattern.Decoder{}.Decode([]byte(`{"event":"ON_SAVE_ACTIVITY_RECORD","agentId":"a1","receivedAt":"2026-11-21T14:31:41Z","data":{"interactionId":" i1 ","type":"voice"}}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"event":"ON_INTERACTION_END","data":{"interactionId":"i","type":"voice","associatedObjects":{"a":[{"id":1}]}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ev, err := brightpattern.Decoder{LogOnEnd: true}.Decode(body)
+		ev, err := brightpattern.Decoder{LogOnEnd: true}.Decode(body, nil)
 		if err != nil {
 			if !errors.Is(err, connector.ErrBadPayload) && !errors.Is(err, connector.ErrUnknownEvent) {
 				t.Fatalf("error %q wraps neither ErrBadPayload nor ErrUnknownEvent", err)

@@ -3,7 +3,10 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +97,128 @@ func TestNoSecretLeak(t *testing.T) {
 			_, err := New(cfg, nil)
 			if err == nil {
 				t.Errorf("New(%d-byte URL…) = nil, want an error", len(cfg.URL))
+				continue
+			}
+			check(t, "New error", err.Error())
+		}
+	})
+}
+
+// TestNoSecretLeak_OAuth checks that no error or description of an OAuth
+// target shows its client secret, an access token, or the password, path or
+// query string of its token URL, whatever the token endpoint and the
+// receiver answer, even when they echo what they were sent.
+func TestNoSecretLeak_OAuth(t *testing.T) {
+	const (
+		clientSecret = "CLIENTSECRET+/x"
+		accessToken  = "ACCESSTOKEN.eyJhbGciOi"
+		idpPassword  = "IDPPASSWORD"
+		tenantToken  = "TENANTSECRET"
+		tokenQuery   = "TOKENQUERYSECRET"
+	)
+	forbidden := []string{clientSecret, url.QueryEscape(clientSecret), accessToken, idpPassword, tenantToken, tokenQuery}
+	check := func(t *testing.T, what, s string) {
+		t.Helper()
+		for _, f := range forbidden {
+			if strings.Contains(s, f) {
+				t.Errorf("%s leaks %q: %s", what, f, s)
+			}
+		}
+	}
+	grant := func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, accessToken)
+	}
+	// echo answers status with everything the request carried: its
+	// Authorization header and, for the token endpoint, the client secret.
+	echo := func(status int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			_, pass, _ := r.BasicAuth()
+			secret, _ := url.QueryUnescape(pass)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"error":"invalid_client","error_description":"got %s / %s / %s"}`,
+				r.Header.Get("Authorization"), pass, secret)
+		}
+	}
+
+	scenarios := []struct {
+		name     string
+		token    http.HandlerFunc // nil: nothing listens
+		receiver http.HandlerFunc
+	}{
+		{name: "TokenConnectionRefused", receiver: nil},
+		{name: "TokenTimeout", token: hang},
+		{name: "TokenInvalidClient", token: echo(400)},
+		{name: "TokenUnauthorized", token: echo(401)},
+		{name: "TokenUnavailable", token: echo(503)},
+		// Some servers answer form-encoded, which is not RFC 6749 JSON.
+		{name: "TokenFormEncoded", token: func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "access_token=%s&token_type=bearer", accessToken)
+		}},
+		{name: "ReceiverUnauthorized", token: grant, receiver: echo(401)},
+		{name: "ReceiverBadRequest", token: grant, receiver: echo(400)},
+		{name: "ReceiverUnavailable", token: grant, receiver: echo(503)},
+		{name: "ReceiverConflict", token: grant, receiver: echo(409)},
+		{name: "ReceiverTimeout", token: grant, receiver: hang},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			tokenBase := closedURL(t)
+			if sc.token != nil {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					// Reading the body lets the server see the client go.
+					_, _ = io.Copy(io.Discard, r.Body)
+					sc.token(w, r)
+				}))
+				t.Cleanup(srv.Close)
+				tokenBase = srv.URL
+			}
+			receiverBase := closedURL(t)
+			if sc.receiver != nil || sc.token != nil {
+				receiverBase = newReceiver(t, sc.receiver).URL
+			}
+			tokenURL := strings.Replace(tokenBase, "http://", "http://idp:"+idpPassword+"@", 1) +
+				"/" + tenantToken + "/oauth2/token?key=" + tokenQuery
+			tg := mustNew(t, Config{
+				URL:          receiverBase + "/hook",
+				Secret:       testSecret,
+				TokenURL:     tokenURL,
+				ClientID:     "ctibridge",
+				ClientSecret: clientSecret,
+				Scopes:       []string{"calls.write"},
+			}, &http.Client{Timeout: 200 * time.Millisecond})
+			_, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+			if err == nil {
+				t.Fatal("Deliver succeeded, want an error")
+			}
+			check(t, "error", err.Error())
+			check(t, "error %+v", fmt.Sprintf("%+v", err))
+			check(t, "error %#v", fmt.Sprintf("%#v", err))
+			check(t, "ResponseBody()", deliveryError(t, err).ResponseBody())
+			check(t, "String()", tg.String())
+			check(t, "%v", fmt.Sprintf("%v", tg))
+			check(t, "%+v", fmt.Sprintf("%+v", tg))
+			check(t, "%#v", fmt.Sprintf("%#v", tg))
+		})
+	}
+
+	t.Run("New", func(t *testing.T) {
+		bad := []Config{
+			{URL: "http://example.com", TokenURL: "ftp://idp:" + idpPassword + "@example.com/" + tenantToken + "?key=" + tokenQuery,
+				ClientID: "id", ClientSecret: clientSecret},
+			{URL: "http://example.com", TokenURL: "http://idp:" + idpPassword + "@example.com:port/?key=" + tokenQuery,
+				ClientID: "id", ClientSecret: clientSecret},
+			{URL: "http://example.com", TokenURL: "http://example.com/" + tenantToken, ClientSecret: clientSecret},
+			{URL: "http://example.com", ClientSecret: clientSecret},
+			{URL: "http://example.com", TokenURL: "http://example.com/" + tenantToken, ClientID: "id", ClientSecret: clientSecret,
+				Headers: map[string]string{"Authorization": "Bearer " + accessToken}},
+			{URL: "http://example.com", TokenURL: "http://example.com/" + tenantToken, ClientID: "id", ClientSecret: clientSecret,
+				Scopes: []string{clientSecret + " x"}},
+		}
+		for i, cfg := range bad {
+			_, err := New(cfg, nil)
+			if err == nil {
+				t.Errorf("New(config %d) = nil, want an error", i)
 				continue
 			}
 			check(t, "New error", err.Error())

@@ -10,8 +10,13 @@
 // timestamp and signature. The receiver deduplicates on the key: delivery is
 // at-least-once.
 //
-// Errors never contain the signing secret, nor the URL's userinfo, path or
-// query string, because they are stored in the outbox and shown to admins.
+// With a token URL configured, each request carries an OAuth 2.0 bearer
+// token from the client credentials grant, cached until shortly before it
+// expires and fetched again, once, when the receiver answers 401.
+//
+// Errors never contain the signing secret, the client secret, an access
+// token, nor the userinfo, path or query string of the URL or the token URL,
+// because they are stored in the outbox and shown to admins.
 package webhook
 
 import (
@@ -70,8 +75,26 @@ type Config struct {
 	Secret string
 	// Headers are sent with every request, such as Authorization. They
 	// cannot replace the headers the target sets itself (Content-Type,
-	// Idempotency-Key, webhook-*).
+	// Idempotency-Key, webhook-*), nor set Authorization with TokenURL.
 	Headers map[string]string
+
+	// TokenURL, when set, turns on OAuth 2.0 client credentials (RFC 6749
+	// §4.4): each request carries "Authorization: Bearer <access_token>",
+	// with a token fetched from TokenURL with ClientID and ClientSecret
+	// (sent as HTTP Basic auth) and Scopes. A token is used until shortly
+	// before its expires_in, or, without one, until the receiver answers
+	// 401; a 401 makes the target fetch a new token and send the request
+	// once more. Only TokenURL's scheme and host ever appear in an error.
+	TokenURL     string
+	ClientID     string
+	ClientSecret string
+	// Scopes are sent space-separated as the scope parameter, when any.
+	Scopes []string
+
+	// ConflictMeansDelivered makes a 409 Conflict count as delivered: for
+	// a receiver that answers 409 to a record it already has. Otherwise a
+	// 409 is a permanent failure.
+	ConflictMeansDelivered bool
 }
 
 // Target delivers activity records to one webhook URL. It is safe for
@@ -82,6 +105,9 @@ type Target struct {
 	key      []byte // HMAC key, nil when unsigned
 	header   http.Header
 	client   *http.Client
+	oauth    *oauth // nil without a token URL
+	// conflictDelivered counts a 409 as delivered.
+	conflictDelivered bool
 
 	// now stamps webhook-timestamp and resolves Retry-After dates. It is
 	// time.Now; tests in this package replace it.
@@ -89,7 +115,8 @@ type Target struct {
 }
 
 // New validates cfg and returns a Target. An error names the field at fault
-// ("url: …", "secret: …", "headers: …") and never repeats a secret.
+// ("url: …", "secret: …", "headers: …", "token_url: …", "client_id: …",
+// "client_secret: …", "scopes: …") and never repeats a secret.
 //
 // client is used as a template: New copies it and turns off redirects,
 // because a 301 or 302 would make net/http resend the POST as a GET without
@@ -108,6 +135,10 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("headers: %w", err)
 	}
+	oa, err := newOAuth(cfg, header)
+	if err != nil {
+		return nil, err
+	}
 
 	var c http.Client
 	if client != nil {
@@ -117,42 +148,121 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-	return &Target{
-		url:      u.String(),
-		redacted: redact(u),
-		key:      key,
-		header:   header,
-		client:   &c,
-		now:      time.Now,
-	}, nil
-}
-
-// String describes the target for logs: the redacted URL, and whether
-// requests are signed. It never shows a secret.
-func (t *Target) String() string {
-	if t.key != nil {
-		return "webhook " + t.redacted + " (signed)"
+	t := &Target{
+		url:               u.String(),
+		redacted:          redact(u),
+		key:               key,
+		header:            header,
+		client:            &c,
+		oauth:             oa,
+		conflictDelivered: cfg.ConflictMeansDelivered,
+		now:               time.Now,
 	}
-	return "webhook " + t.redacted
+	if oa != nil {
+		oa.client = &c
+		// Through t, so that a test's replacement clock applies.
+		oa.now = func() time.Time { return t.now() }
+	}
+	return t, nil
 }
 
-// GoString keeps %#v from printing the key and headers.
+// String describes the target for logs: the redacted URL, whether requests
+// are signed, and the redacted token URL. It never shows a secret.
+func (t *Target) String() string {
+	var notes []string
+	if t.key != nil {
+		notes = append(notes, "signed")
+	}
+	if t.oauth != nil {
+		notes = append(notes, "oauth2 "+t.oauth.redacted)
+	}
+	if len(notes) == 0 {
+		return "webhook " + t.redacted
+	}
+	return "webhook " + t.redacted + " (" + strings.Join(notes, ", ") + ")"
+}
+
+// GoString keeps %#v from printing the key, headers and credentials.
 func (t *Target) GoString() string { return t.String() }
 
 // Deliver POSTs d.Body to the target's URL. It returns the HTTP status of
-// the response (0 when none arrived) and, on failure, a
-// *connector.DeliveryError: classified by connector.CheckResponse for a
-// response, retryable for a transport error or a cancelled ctx, permanent
-// for a key that cannot be sent as a header.
+// the last response (0 when none arrived, or when getting an access token
+// failed) and, on failure, a *connector.DeliveryError: classified by
+// connector.CheckResponse for a response, retryable for a transport error or
+// a cancelled ctx, permanent for a key that cannot be sent as a header.
+//
+// With OAuth, a 401 drops the access token that was refused, and the
+// request is sent once more with a new one; a second 401 is permanent. A
+// failure at the token endpoint is retryable for a network error, 429 or
+// 5xx, and permanent otherwise (such as 400 invalid_client), with the
+// endpoint's error and error_description.
+//
+// A 409 is delivered with ConflictMeansDelivered (Deliver returns 409,
+// nil), and permanent otherwise.
 func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (int, error) {
 	if err := checkKey(d.Key); err != nil {
 		return 0, connector.Permanent(err)
 	}
+	var token string
+	if t.oauth != nil {
+		var err error
+		if token, err = t.oauth.get(ctx); err != nil {
+			return 0, err
+		}
+	}
+	resp, err := t.post(ctx, d, token)
+	if err != nil {
+		return 0, err
+	}
+	refreshed := false
+	if t.oauth != nil && connector.Classify(resp.StatusCode) == connector.Unauthorized {
+		// The token may have been revoked or may have expired early: get
+		// another and try once more, within this attempt. The 401's body is
+		// dropped: the second answer decides.
+		_ = connector.CheckResponse(resp, t.now())
+		t.oauth.invalidate(token)
+		if token, err = t.oauth.get(ctx); err != nil {
+			return 0, err
+		}
+		if resp, err = t.post(ctx, d, token); err != nil {
+			return 0, err
+		}
+		refreshed = true
+	}
+
+	status := resp.StatusCode
+	class := connector.Classify(status)
+	if class == connector.Conflict && t.conflictDelivered {
+		// The receiver already has the record.
+		_ = connector.CheckResponse(resp, t.now())
+		return status, nil
+	}
+	err = connector.CheckResponse(resp, t.now())
+	var de *connector.DeliveryError
+	if err == nil || !errors.As(err, &de) {
+		return status, err
+	}
+	c := *de
+	if class == connector.Unauthorized && refreshed {
+		c.Err = errors.New("refused a newly fetched access token")
+	}
+	if token != "" {
+		// In case the receiver echoes the request's Authorization.
+		c.Body = strings.ReplaceAll(c.Body, token, "[access token]")
+	}
+	return status, &c
+}
+
+// post sends one request for d, with token as a bearer token when it is
+// not empty. Each call builds the request afresh, with its own timestamp
+// and signature over the same stored bytes. A transport error is returned
+// as a retryable *connector.DeliveryError.
+func (t *Target) post(ctx context.Context, d connector.Delivery, token string) (*http.Response, error) {
 	// A fresh reader each attempt over the same stored bytes: the body and
 	// so the signature input never depend on the attempt.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(d.Body))
 	if err != nil {
-		return 0, connector.Permanent(fmt.Errorf("build request: %w", t.scrub(err)))
+		return nil, connector.Permanent(fmt.Errorf("build request: %w", t.scrub(err)))
 	}
 	req.Header = t.header.Clone()
 	ts := strconv.FormatInt(t.now().Unix(), 10)
@@ -163,14 +273,17 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (int, error)
 	if t.key != nil {
 		req.Header.Set("webhook-signature", sign(t.key, d.Key, ts, d.Body))
 	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 
 	resp, err := t.client.Do(req)
 	if err != nil {
 		// Network failures, timeouts and a cancelled ctx may all succeed
 		// on a later attempt.
-		return 0, &connector.DeliveryError{Err: t.scrub(err)}
+		return nil, &connector.DeliveryError{Err: t.scrub(err)}
 	}
-	return resp.StatusCode, connector.CheckResponse(resp, t.now())
+	return resp, nil
 }
 
 // sign returns the webhook-signature value for one attempt: HMAC-SHA256 over
@@ -187,10 +300,14 @@ func sign(key []byte, id, ts string, body []byte) string {
 
 // scrub replaces the URL that net/http puts in its errors with the redacted
 // one, keeping the cause underneath so errors.Is and Timeout still work.
-func (t *Target) scrub(err error) error {
+func (t *Target) scrub(err error) error { return scrubURL(err, t.redacted) }
+
+// scrubURL replaces the URL of every *url.Error in err, nested ones too,
+// with redacted.
+func scrubURL(err error, redacted string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: t.redacted, Err: ue.Err}
+		return &url.Error{Op: ue.Op, URL: redacted, Err: scrubURL(ue.Err, redacted)}
 	}
 	return err
 }
