@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,8 +26,7 @@ const storageRetryAfter = "5"
 // nothing; one that is answered 202 is on disk.
 func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 	platform := r.PathValue("platform")
-	dec, ok := m.decoders[platform]
-	if !ok {
+	if _, ok := m.decoders[platform]; !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown platform %q (known: %s)", platform, m.platformList()))
 		return
 	}
@@ -44,6 +44,36 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
 		return
 	}
+	res, err := m.ingest(r.Context(), platform, body)
+	var se storageError
+	switch {
+	case errors.As(err, &se):
+		m.Logger.Error("storing event failed", "platform", platform, "err", se.err)
+		w.Header().Set("Retry-After", storageRetryAfter)
+		writeError(w, http.StatusServiceUnavailable, "storage unavailable, nothing was stored: "+se.err.Error())
+		return
+	case errors.Is(err, connector.ErrUnknownEvent):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	status := http.StatusAccepted
+	if res.Duplicate {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, res)
+}
+
+// ingest decodes, maps and stores one event of platform, whatever brought
+// it: an HTTP post or a subscription. It returns a storageError when the
+// outbox cannot be read or written (nothing was stored; the event should
+// come again), an error wrapping connector.ErrUnknownEvent or ErrBadPayload
+// for an event that will never be accepted, and otherwise the stored
+// event's id. Once it returns without error, the event is on disk.
+func (m *Main) ingest(ctx context.Context, platform string, body []byte) (ingestResponse, error) {
+	dec := m.decoders[platform]
 	// A stateful source loads its snapshot through state, which takes the
 	// interaction's lock; it is held until the event is stored, so that
 	// two tabs posting events of one call apply them one at a time.
@@ -58,24 +88,15 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 			return nil, errors.New("state loaded twice for one event")
 		}
 		unlock = m.states.lock(platform + "\x00" + key)
-		b, err := m.DB.State(r.Context(), platform, key)
+		b, err := m.DB.State(ctx, platform, key)
 		if err != nil {
 			return nil, storageError{err}
 		}
 		return b, nil
 	}
 	ev, err := dec.Decode(body, state)
-	var se storageError
-	switch {
-	case errors.As(err, &se):
-		m.storageUnavailable(w, platform, se.err)
-		return
-	case errors.Is(err, connector.ErrUnknownEvent):
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
-		return
-	case err != nil:
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+	if err != nil {
+		return ingestResponse{}, err
 	}
 
 	stored := outbox.Event{Platform: ev.Platform, Key: ev.Key, Type: ev.Type, ReceivedAt: time.Now(), Body: body,
@@ -86,10 +107,9 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 		// mapped again once the mapping is fixed.
 		stored.MappingError = err.Error()
 	}
-	res, err := m.DB.Accept(r.Context(), stored, deliveries)
+	res, err := m.DB.Accept(ctx, stored, deliveries)
 	if err != nil {
-		m.storageUnavailable(w, platform, err)
-		return
+		return ingestResponse{}, storageError{err}
 	}
 	if stored.MappingError != "" && !res.Duplicate {
 		m.Logger.Warn("mapping failed; event kept as mapping_failed", "event_id", res.EventID,
@@ -100,12 +120,8 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 			m.Dispatcher.Notify(d.Target)
 		}
 	}
-	status := http.StatusAccepted
-	if res.Duplicate {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, ingestResponse{ID: res.EventID, Duplicate: res.Duplicate, Activities: res.Enqueued,
-		MappingError: stored.MappingError})
+	return ingestResponse{ID: res.EventID, Duplicate: res.Duplicate, Activities: res.Enqueued,
+		MappingError: stored.MappingError}, nil
 }
 
 // storageError marks a failure to read the outbox, as opposed to a bad
@@ -113,13 +129,6 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 type storageError struct{ err error }
 
 func (e storageError) Error() string { return e.err.Error() }
-
-// storageUnavailable answers 503: the client should post the event again.
-func (m *Main) storageUnavailable(w http.ResponseWriter, platform string, err error) {
-	m.Logger.Error("storing event failed", "platform", platform, "err", err)
-	w.Header().Set("Retry-After", storageRetryAfter)
-	writeError(w, http.StatusServiceUnavailable, "storage unavailable, nothing was stored: "+err.Error())
-}
 
 type ingestResponse struct {
 	ID         int64 `json:"id"`
