@@ -18,6 +18,9 @@ type Event struct {
 	// MappingError, when set, stores the event as mapping_failed with this
 	// message instead of enqueuing deliveries.
 	MappingError string
+	// Interaction is the normalized interaction the event completed, as
+	// JSON, or nil; it is what Remap maps again.
+	Interaction []byte
 	// StateKey, when set, stores State as the platform's snapshot under
 	// that key (see State), or deletes the snapshot when State is nil.
 	StateKey string
@@ -66,7 +69,7 @@ func (db *DB) accept(ctx context.Context, tx *sql.Tx, ev Event, ds []NewDelivery
 	}
 	var res Accepted
 	err := db.stmt(ctx, tx, sqlInsertEvent).QueryRowContext(ctx,
-		ev.Platform, ev.Key, ev.Type, ms(ev.ReceivedAt), ev.Body, state, errText).Scan(&res.EventID)
+		ev.Platform, ev.Key, ev.Type, ms(ev.ReceivedAt), ev.Body, state, errText, ev.Interaction).Scan(&res.EventID)
 	if errors.Is(err, sql.ErrNoRows) {
 		res.Duplicate = true
 		err = tx.QueryRowContext(ctx, `SELECT id FROM events WHERE platform = ? AND event_key = ?`,

@@ -157,7 +157,7 @@ func (d *Dispatcher) Notify(target string) {
 
 // Close stops claiming and waits for the sends in flight to finish. If ctx
 // ends first, it cancels them; they are recorded as failed attempts and
-// retried at the next start.
+// retried at the next start. Close is idempotent.
 func (d *Dispatcher) Close(ctx context.Context) error {
 	if d.stop == nil {
 		return nil
@@ -176,7 +176,9 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	}
 	d.hardStop()
 	<-done
-	return errors.Join(err, d.lock.unlock())
+	err = errors.Join(err, d.lock.unlock())
+	d.stop, d.lock = nil, nil // closed: a second Close does nothing
+	return err
 }
 
 // loop claims and sends target's due deliveries until ctx ends. It claims

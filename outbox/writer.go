@@ -20,8 +20,8 @@ const (
 	sqlRelease     = `RELEASE w`
 	sqlRollbackTo  = `ROLLBACK TO w`
 	sqlInsertEvent = `
-		INSERT INTO events (platform, event_key, event_type, received_at, body, state, error)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO events (platform, event_key, event_type, received_at, body, state, error, interaction)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (platform, event_key) DO NOTHING
 		RETURNING id`
 	sqlInsertDelivery = `

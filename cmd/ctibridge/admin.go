@@ -134,6 +134,8 @@ func (m *Main) adminHandler(token string, addr net.Addr) http.Handler {
 	mux.HandleFunc("POST /admin/api/deliveries/retry-dead", m.handleAdminRetryDead)
 	mux.HandleFunc("POST /admin/api/purge", m.handleAdminPurge)
 	mux.HandleFunc("GET /admin/api/stats", m.handleAdminStats)
+	mux.HandleFunc("GET /admin/api/events", m.handleAdminEvents)
+	mux.HandleFunc("POST /admin/api/events/remap", m.handleAdminRemap)
 	sum := sha256.Sum256([]byte(token))
 	return &adminGuard{mux: mux, tokenSum: sum, origins: ownOrigins(addr)}
 }
@@ -344,6 +346,43 @@ func (m *Main) handleAdminStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s)
+}
+
+// handleAdminEvents lists stored events, newest first;
+// ?state=mapping_failed for those to fix.
+func (m *Main) handleAdminEvents(w http.ResponseWriter, r *http.Request) {
+	f := outbox.EventFilter{State: outbox.EventState(r.URL.Query().Get("state"))}
+	if f.State != "" && f.State != outbox.EventProcessed && f.State != outbox.EventMappingFailed {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown state %q (want processed or mapping_failed)", f.State))
+		return
+	}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			writeError(w, http.StatusBadRequest, "limit: want a positive number")
+			return
+		}
+		f.Limit = n
+	}
+	evs, err := m.DB.Events(r.Context(), f)
+	if err != nil {
+		m.adminError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, append([]outbox.StoredEvent{}, evs...))
+}
+
+// handleAdminRemap maps every mapping_failed event again with the current
+// mappings.
+func (m *Main) handleAdminRemap(w http.ResponseWriter, r *http.Request) {
+	res, err := remapFailed(r.Context(), m.DB, m.mappings.Load(), m.Dispatcher.Notify)
+	if err != nil {
+		m.adminError(w, r, err)
+		return
+	}
+	m.Logger.Info("failed events remapped", "remapped", res.Remapped, "activities", res.Activities,
+		"still_failing", res.StillFailing)
+	writeJSON(w, http.StatusOK, res)
 }
 
 // adminError answers err: the outbox's own errors with their status and

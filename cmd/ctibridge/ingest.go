@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/connector"
+	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
 )
 
@@ -101,7 +102,12 @@ func (m *Main) ingest(ctx context.Context, platform string, body []byte) (ingest
 
 	stored := outbox.Event{Platform: ev.Platform, Key: ev.Key, Type: ev.Type, ReceivedAt: time.Now(), Body: body,
 		StateKey: ev.StateKey, State: ev.State}
-	deliveries, err := m.mapEvent(ev)
+	if ev.Interaction != nil {
+		if stored.Interaction, err = encodeInteraction(ev.Interaction); err != nil {
+			return ingestResponse{}, err
+		}
+	}
+	deliveries, err := encodeActivities(m.mappings.Load(), ev.Interaction)
 	if err != nil {
 		// Kept, not lost: the event is stored as mapping_failed, to be
 		// mapped again once the mapping is fixed.
@@ -139,27 +145,45 @@ type ingestResponse struct {
 	MappingError string `json:"mappingError,omitempty"`
 }
 
-// mapEvent applies the current mappings to the interaction ev completes and
-// serializes each activity once: these bytes are sent on every attempt.
-func (m *Main) mapEvent(ev connector.Event) ([]outbox.NewDelivery, error) {
-	if ev.Interaction == nil {
+// encodeActivities applies set to in (nil makes nothing) and serializes
+// each activity once: these bytes are sent on every attempt.
+func encodeActivities(set *mapping.Set, in *connector.Interaction) ([]outbox.NewDelivery, error) {
+	if in == nil {
 		return nil, nil
 	}
-	acts, err := m.mappings.Load().Apply(ev.Interaction)
+	acts, err := set.Apply(in)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]outbox.NewDelivery, 0, len(acts))
 	for _, a := range acts {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false) // a CRM stores "a > b", not "a \u003e b"
-		if err := enc.Encode(a); err != nil {
+		b, err := marshal(a)
+		if err != nil {
 			return nil, fmt.Errorf("rule %q: encode activity: %w", a.Rule, err)
 		}
-		out = append(out, outbox.NewDelivery{Target: a.Target, Key: a.Key, Payload: bytes.TrimSuffix(b.Bytes(), []byte("\n"))})
+		out = append(out, outbox.NewDelivery{Target: a.Target, Key: a.Key, Payload: b})
 	}
 	return out, nil
+}
+
+// encodeInteraction serializes in for storage with its event, without the
+// raw payload, which the event keeps anyway.
+func encodeInteraction(in *connector.Interaction) ([]byte, error) {
+	c := *in
+	c.Raw = nil
+	return marshal(c)
+}
+
+// marshal is json.Marshal without HTML escaping: a CRM stores "a > b", not
+// "a \u003e b".
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func (m *Main) platformList() string {

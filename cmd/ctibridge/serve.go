@@ -89,7 +89,7 @@ func NewMain(cfg Config, logger *slog.Logger) *Main {
 // daemon accepts events.
 func (m *Main) Open() error {
 	cfg := m.Config
-	set, err := m.loadMappings()
+	set, err := loadMappings(m.Config)
 	if err != nil {
 		return err
 	}
@@ -179,14 +179,13 @@ func (m *Main) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// loadMappings loads the configured mapping directory, or the embedded
-// default.
-func (m *Main) loadMappings() (*mapping.Set, error) {
-	opts := mapping.Options{Targets: m.Config.targetNames()}
-	if m.Config.Mapping.Dir == "" {
+// loadMappings loads cfg's mapping directory, or the embedded default.
+func loadMappings(cfg Config) (*mapping.Set, error) {
+	opts := mapping.Options{Targets: cfg.targetNames()}
+	if cfg.Mapping.Dir == "" {
 		return mapping.Load([]mapping.File{{Name: "(embedded default mapping)", Data: defaultMapping}}, opts)
 	}
-	return mapping.LoadDir(m.Config.Mapping.Dir, opts)
+	return mapping.LoadDir(cfg.Mapping.Dir, opts)
 }
 
 // newLogger returns the daemon's logger, writing to w.
