@@ -375,7 +375,7 @@ func (m *Main) handleAdminEvents(w http.ResponseWriter, r *http.Request) {
 // handleAdminRemap maps every mapping_failed event again with the current
 // mappings.
 func (m *Main) handleAdminRemap(w http.ResponseWriter, r *http.Request) {
-	res, err := remapFailed(r.Context(), m.DB, m.mappings.Load(), m.Dispatcher.Notify)
+	res, err := remapFailed(r.Context(), m.DB, m.mappings.Current(), m.Dispatcher.Notify)
 	if err != nil {
 		m.adminError(w, r, err)
 		return

@@ -107,7 +107,7 @@ func (m *Main) ingest(ctx context.Context, platform string, body []byte) (ingest
 			return ingestResponse{}, err
 		}
 	}
-	deliveries, err := encodeActivities(m.mappings.Load(), ev.Interaction)
+	deliveries, err := encodeActivities(m.mappings.Current(), ev.Interaction)
 	if err != nil {
 		// Kept, not lost: the event is stored as mapping_failed, to be
 		// mapped again once the mapping is fixed.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
 )
 
@@ -36,16 +37,20 @@ func (m *Main) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if err := m.DB.Probe(ctx, time.Now()); err != nil {
 		res.Database, status = err.Error(), http.StatusServiceUnavailable
 	}
-	if m.mappings.Load() == nil {
+	res.MappingStatus = m.mappings.Status()
+	if m.mappings.Current() == nil {
 		res.Mappings, status = "no mapping set loaded", http.StatusServiceUnavailable
+	} else if res.MappingStatus.LastError != "" {
+		res.Mappings = "ok, but the last reload failed; the previous mappings are in use"
 	}
 	writeJSON(w, status, res)
 }
 
 type readiness struct {
-	Database string                         `json:"database"`
-	Mappings string                         `json:"mappings"`
-	Targets  map[string]outbox.TargetStatus `json:"targets"`
+	Database      string                         `json:"database"`
+	Mappings      string                         `json:"mappings"`
+	MappingStatus mapping.Status                 `json:"mappingStatus"`
+	Targets       map[string]outbox.TargetStatus `json:"targets"`
 }
 
 // writeJSON writes v as the JSON response body.

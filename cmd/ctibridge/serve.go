@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -41,7 +43,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, environ []st
 	}
 	m.Logger.Info("ctibridge serving", "addr", m.Addr(), "store", cfg.Store.Path,
 		"targets", cfg.targetNames(), "version", version())
-	<-ctx.Done()
+	// SIGHUP reloads the mapping files at once, as the watcher would.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			m.ReloadMappings()
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
 	m.Logger.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
@@ -57,11 +71,12 @@ type Main struct {
 	DB         *outbox.DB
 	Dispatcher *outbox.Dispatcher
 
-	// mappings is the current mapping set, swapped whole on reload.
-	mappings atomic.Pointer[mapping.Set]
-	decoders map[string]decoder
-	states   keyLocks // serializes the events of one interaction
-	closers  []io.Closer
+	// mappings holds the current mapping set, swapped whole on reload.
+	mappings  *mapping.Store
+	stopWatch context.CancelFunc
+	decoders  map[string]decoder
+	states    keyLocks // serializes the events of one interaction
+	closers   []io.Closer
 
 	ln     net.Listener
 	server *http.Server
@@ -89,11 +104,10 @@ func NewMain(cfg Config, logger *slog.Logger) *Main {
 // daemon accepts events.
 func (m *Main) Open() error {
 	cfg := m.Config
-	set, err := loadMappings(m.Config)
-	if err != nil {
+	m.mappings = newMappingStore(cfg)
+	if _, err := m.mappings.Reload(); err != nil {
 		return err
 	}
-	m.mappings.Store(set)
 	m.decoders = map[string]decoder{
 		brightpattern.Platform: brightpattern.Decoder{LogOnEnd: cfg.Sources.BrightPattern.LogOnEnd},
 	}
@@ -119,6 +133,9 @@ func (m *Main) Open() error {
 	if err := m.startJobs(); err != nil {
 		return err
 	}
+	var watchCtx context.Context
+	watchCtx, m.stopWatch = context.WithCancel(context.Background())
+	go m.mappings.Watch(watchCtx, time.Second, m.reportReload)
 
 	m.ln, err = net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
@@ -162,6 +179,9 @@ func (m *Main) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop admin server: %w", err))
 		}
 	}
+	if m.stopWatch != nil {
+		m.stopWatch()
+	}
 	if m.cron != nil {
 		<-m.cron.Stop().Done()
 	}
@@ -179,13 +199,42 @@ func (m *Main) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// loadMappings loads cfg's mapping directory, or the embedded default.
-func loadMappings(cfg Config) (*mapping.Set, error) {
-	opts := mapping.Options{Targets: cfg.targetNames()}
-	if cfg.Mapping.Dir == "" {
-		return mapping.Load([]mapping.File{{Name: "(embedded default mapping)", Data: defaultMapping}}, opts)
+// newMappingStore returns a store for cfg's mapping directory, or for the
+// embedded default.
+func newMappingStore(cfg Config) *mapping.Store {
+	s := &mapping.Store{Dir: cfg.Mapping.Dir, Options: mapping.Options{Targets: cfg.targetNames()}}
+	if s.Dir == "" {
+		s.Fixed = []mapping.File{{Name: "(embedded default mapping)", Data: defaultMapping}}
 	}
-	return mapping.LoadDir(cfg.Mapping.Dir, opts)
+	return s
+}
+
+// loadMappings loads cfg's mappings once, for commands that do not serve.
+func loadMappings(cfg Config) (*mapping.Set, error) {
+	s := newMappingStore(cfg)
+	if _, err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s.Current(), nil
+}
+
+// ReloadMappings loads the mapping files again now (SIGHUP does it), and
+// reports whether they changed. A failure keeps the current mappings.
+func (m *Main) ReloadMappings() (bool, error) {
+	changed, err := m.mappings.Reload()
+	m.reportReload(changed, err)
+	return changed, err
+}
+
+// reportReload logs the outcome of a mapping reload.
+func (m *Main) reportReload(changed bool, err error) {
+	switch {
+	case err != nil:
+		m.Logger.Error("mapping reload failed; the previous mappings stay in use", "err", err)
+	case changed:
+		st := m.mappings.Status()
+		m.Logger.Info("mappings reloaded", "files", st.Files, "rules", st.Rules)
+	}
 }
 
 // newLogger returns the daemon's logger, writing to w.
