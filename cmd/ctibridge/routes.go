@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ctibridge/ctibridge/connector/genesys/cometd"
 	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
 )
@@ -30,7 +31,7 @@ func (m *Main) handleHealthz(w http.ResponseWriter, r *http.Request) {
 // a paused target does not make the daemon unready, since events are still
 // accepted and kept for it.
 func (m *Main) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	res := readiness{Database: "ok", Mappings: "ok", Targets: m.Dispatcher.Status()}
+	res := readiness{Database: "ok", Mappings: "ok", Targets: m.Dispatcher.Status(), GWS: m.gwsStatus()}
 	status := http.StatusOK
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
@@ -51,6 +52,11 @@ type readiness struct {
 	Mappings      string                         `json:"mappings"`
 	MappingStatus mapping.Status                 `json:"mappingStatus"`
 	Targets       map[string]outbox.TargetStatus `json:"targets"`
+	// GWS is the Genesys Web Services subscription's health, when one is
+	// configured. Its being down does not make the daemon unready: posted
+	// events are still accepted, and taking the daemon out of a load
+	// balancer would not bring GWS back. Alert on gws.connected instead.
+	GWS *cometd.Status `json:"gws,omitempty"`
 }
 
 // writeJSON writes v as the JSON response body.

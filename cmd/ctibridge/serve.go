@@ -18,6 +18,7 @@ import (
 
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/connector/brightpattern"
+	"github.com/ctibridge/ctibridge/connector/five9"
 	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
 )
@@ -85,6 +86,9 @@ type Main struct {
 	// adminLn and adminServer are the admin API (admin.go).
 	adminLn     net.Listener
 	adminServer *http.Server
+
+	// gws is the Genesys Web Services subscription (gws.go), when configured.
+	gws *gwsSource
 }
 
 // decoder turns a platform's posted event into a connector.Event.
@@ -92,7 +96,10 @@ type decoder interface {
 	Decode(body []byte, state connector.StateFunc) (connector.Event, error)
 }
 
-var _ decoder = brightpattern.Decoder{}
+var (
+	_ decoder = brightpattern.Decoder{}
+	_ decoder = five9.Decoder{}
+)
 
 // NewMain returns a daemon for cfg. It does nothing until Open.
 func NewMain(cfg Config, logger *slog.Logger) *Main {
@@ -110,6 +117,7 @@ func (m *Main) Open() error {
 	}
 	m.decoders = map[string]decoder{
 		brightpattern.Platform: brightpattern.Decoder{LogOnEnd: cfg.Sources.BrightPattern.LogOnEnd},
+		five9.Platform:         five9.Decoder{},
 	}
 
 	m.DB = outbox.NewDB(cfg.Store.Path)
@@ -128,6 +136,9 @@ func (m *Main) Open() error {
 		Lease:   m.lease(),
 	}
 	if err := m.Dispatcher.Open(); err != nil {
+		return err
+	}
+	if err := m.startGWS(); err != nil {
 		return err
 	}
 	if err := m.startJobs(); err != nil {
@@ -178,6 +189,9 @@ func (m *Main) Close(ctx context.Context) error {
 		if err := m.adminServer.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop admin server: %w", err))
 		}
+	}
+	if err := m.closeGWS(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop gws subscription: %w", err))
 	}
 	if m.stopWatch != nil {
 		m.stopWatch()

@@ -1,0 +1,566 @@
+// Package five9 decodes the events that the Five9 browser bridge posts to
+// POST /v1/events/five9 into connector.Events.
+//
+// The bridge subscribes to the Five9 CRM SDK's InteractionApi and posts each
+// callback with its params exactly as the SDK passes them, plus what it read
+// from the SDK's getters at that moment:
+//
+//	{"event":"callEnded",
+//	 "params":{"callData":{…CallData…}},
+//	 "cavs":[…getCav…], "dispositions":[…getDispositions…],
+//	 "nameObject":{…getSelectedNameObject…}, "relatedToObject":{…getSelectedRelatedToObject…},
+//	 "metadata":{"agentId":…,"tenantId":…}, "receivedAt":"2026-11-21T14:31:25Z"}
+//
+// # One interaction, several events
+//
+// The SDK wipes an interaction's data (CAVs, dispositions, Name and Related
+// To objects) once it is finished, so callFinished alone cannot say much.
+// The decoder therefore keeps a snapshot per interaction leg through
+// connector.StateFunc: callStarted, callAccepted, callEnded, the chat and
+// email equivalents (*Offered, *Accepted, *Transferred, chatEnded) and
+// objectSelected merge what they carry into it; callFinished, chatFinished
+// and emailFinished merge the snapshot with their own params and emit the
+// Interaction, deleting the snapshot. A *Finished without a snapshot still
+// emits what it has: the fields it cannot know stay empty, and
+// Interaction.Raw says "snapshot": null. *Rejected means the agent turned
+// the offer down; it deletes that agent's snapshot and emits nothing,
+// because the interaction goes back to the queue and, when another agent
+// takes it, is logged under the same interaction id.
+//
+// The snapshot key is the interaction id and the agent id (when the bridge
+// sends metadata), so the two legs of a transferred call are kept apart.
+//
+// # Duplicates and late events
+//
+// Event.Key is <event>:<interactionId>[:<agentId>], the same whichever tab
+// posts it and whenever (receivedAt is not part of it), so the daemon
+// stores a second callFinished from another tab as a duplicate and emits
+// nothing for it. objectSelected adds a hash of the selected objects, since
+// one agent may select several in turn. A *Ended that arrives after its
+// *Finished (its tab was slower) is a duplicate too when another tab posted
+// it already; otherwise it creates a snapshot that nothing will finish. That
+// is accepted: the daemon purges snapshots after the retention period, and
+// the alternative, a tombstone instead of a deletion, would keep one row per
+// interaction for the same period. What must not happen, and does not, is a
+// second Interaction for the same finished leg.
+//
+// # Field names
+//
+// Five9's type reference (CallData, CallLogData, Cav, CrmObject) is not
+// among the seeds. The names read here are those the SDK's own examples and
+// public integrations use: interactionId, callType, number, ani, dnis,
+// campaignName, skillName on the interaction data; dispositionId,
+// dispositionName, subject, comments on the log data; group, name, value on
+// a CAV; id, type or label, name, isWho, isWhat on a CRM object. Times are
+// read from timestamp or startTimestamp (epoch seconds or milliseconds, or
+// RFC 3339) and duration (seconds) when present, and otherwise from the
+// bridge's receivedAt stamps.
+//
+// Decoding is strict about the fields it reads (a wrong JSON type is an
+// error naming the dotted path, such as params.callData.ani) and ignores all
+// others, because Five9 adds fields between releases.
+package five9
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/connector"
+)
+
+// Platform is the name of this source in Event.Platform, Interaction.Platform
+// and the URL path.
+const Platform = "five9"
+
+// role is what an event does to the interaction's snapshot.
+type role int
+
+const (
+	// update merges the event into the snapshot.
+	update role = iota
+	// finish merges the snapshot and emits the Interaction.
+	finish
+	// reject ends the agent's leg without an activity.
+	reject
+)
+
+// Interaction families, named as the SDK's interactionType values.
+const (
+	familyCall  = "Call"
+	familyChat  = "Chat"
+	familyEmail = "Email"
+)
+
+// eventSpec describes one SDK event. family is empty for objectSelected,
+// whose family comes from params.interactionType.
+type eventSpec struct {
+	family      string
+	role        role
+	ended       bool // the customer or agent left: its receivedAt is the end
+	transferred bool
+}
+
+// knownEvents are InteractionApiEvents, in the SDK's own order. There is no
+// callOffered or callTransferred: a call is offered with callStarted, and a
+// transferred call ends with callEnded and callFinished like any other.
+var knownEvents = []string{
+	"callStarted", "callAccepted", "callRejected", "callEnded", "callFinished",
+	"emailOffered", "emailAccepted", "emailRejected", "emailTransferred", "emailFinished",
+	"chatOffered", "chatAccepted", "chatRejected", "chatTransferred", "chatEnded", "chatFinished",
+	"objectSelected",
+}
+
+var eventSpecs = map[string]eventSpec{
+	"callStarted":      {family: familyCall},
+	"callAccepted":     {family: familyCall},
+	"callRejected":     {family: familyCall, role: reject},
+	"callEnded":        {family: familyCall, ended: true},
+	"callFinished":     {family: familyCall, role: finish},
+	"emailOffered":     {family: familyEmail},
+	"emailAccepted":    {family: familyEmail},
+	"emailRejected":    {family: familyEmail, role: reject},
+	"emailTransferred": {family: familyEmail, transferred: true},
+	"emailFinished":    {family: familyEmail, role: finish},
+	"chatOffered":      {family: familyChat},
+	"chatAccepted":     {family: familyChat},
+	"chatRejected":     {family: familyChat, role: reject},
+	"chatTransferred":  {family: familyChat, transferred: true},
+	"chatEnded":        {family: familyChat, ended: true},
+	"chatFinished":     {family: familyChat, role: finish},
+	"objectSelected":   {},
+}
+
+// maxIDLen bounds the interaction and agent ids, which go into event and
+// snapshot keys. Five9's are 32 hex digits and a number.
+const maxIDLen = 200
+
+// Decoder turns Five9 CRM SDK events into connector.Events. Its zero value is
+// ready to use; it keeps no state of its own, all of it goes through the
+// StateFunc, so one Decoder serves any number of requests at once.
+type Decoder struct{}
+
+// Decode decodes one posted event. Errors wrap connector.ErrBadPayload when
+// the body is not JSON or not the bridge's shape, naming the field at fault,
+// and connector.ErrUnknownEvent when the event is not one of the SDK's;
+// an error from state is returned wrapped, unclassified, because it is the
+// daemon's storage failing, not the payload.
+//
+// Decode calls state exactly once for a well-formed event, with the key it
+// returns in Event.StateKey, and not at all for a malformed one. A nil state
+// counts as "no snapshot".
+func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event, error) {
+	top, err := readBody(body)
+	if err != nil {
+		return connector.Event{}, err
+	}
+	var w walker
+	name := w.str(top.get("event"))
+	if w.err != nil {
+		return connector.Event{}, w.err
+	}
+	spec, ok := eventSpecs[name]
+	if name == "" {
+		return connector.Event{}, connector.BadPayload("event", "required")
+	}
+	if !ok {
+		return connector.Event{}, fmt.Errorf("%w %q: known events are %s",
+			connector.ErrUnknownEvent, clip(name), strings.Join(knownEvents, ", "))
+	}
+
+	ev, err := read(&w, top, name, spec)
+	if err != nil {
+		return connector.Event{}, err
+	}
+
+	var stored []byte
+	if state != nil {
+		if stored, err = state(ev.stateKey); err != nil {
+			return connector.Event{}, fmt.Errorf("five9: load snapshot %q: %w", ev.stateKey, err)
+		}
+	}
+	snap, snapErr := loadSnapshot(stored)
+
+	out := connector.Event{Platform: Platform, Type: name, Key: ev.key, StateKey: ev.stateKey}
+	switch spec.role {
+	case update:
+		merged := &facts{}
+		if snap != nil {
+			merged = snap
+		}
+		merged.merge(ev.facts)
+		if out.State, err = merged.encode(); err != nil {
+			return connector.Event{}, err
+		}
+	case finish:
+		if out.Interaction, err = ev.interaction(snap, snapErr, stored, body); err != nil {
+			return connector.Event{}, err
+		}
+	case reject:
+		// State stays nil: the leg is over for this agent.
+	}
+	return out, nil
+}
+
+// event is one decoded post.
+type event struct {
+	family   string
+	id       string
+	key      string
+	stateKey string
+	// receivedAt is the bridge's stamp, or nil.
+	receivedAt *time.Time
+	facts      *facts
+}
+
+// read decodes everything an event carries, before any state is loaded, so
+// that a bad payload never takes the interaction's lock.
+func read(w *walker, top fields, name string, spec eventSpec) (*event, error) {
+	ev := &event{family: spec.family}
+	ev.receivedAt = w.stamp(top.get("receivedAt"))
+
+	meta, _ := w.object(top.get("metadata"))
+	agentID := w.ident(meta.get("agentId"))
+	tenantID := w.ident(meta.get("tenantId"))
+
+	paramsNode := top.get("params")
+	if !paramsNode.set() && w.err == nil {
+		return nil, connector.BadPayload("params", "required")
+	}
+	params, _ := w.object(paramsNode)
+
+	if ev.family == "" {
+		// objectSelected names its interaction's type; without it the
+		// family is unknown and the snapshot keeps its own.
+		ev.family = family(w.str(params.get("interactionType")))
+	}
+	data, logData := containers(w, params, ev.family, spec.family == "")
+
+	idNode := data.get("interactionId")
+	if !idNode.set() && params.get("interactionId").set() {
+		idNode = params.get("interactionId")
+	}
+	ev.id = w.str(idNode)
+	if w.err != nil {
+		return nil, w.err
+	}
+	if ev.id == "" {
+		return nil, connector.BadPayload(idNode.path, "required")
+	}
+	if len(ev.id) > maxIDLen {
+		return nil, connector.BadPayload(idNode.path, "longer than %d bytes", maxIDLen)
+	}
+	if len(agentID) > maxIDLen {
+		return nil, connector.BadPayload("metadata.agentId", "longer than %d bytes", maxIDLen)
+	}
+
+	f := &facts{Events: []string{name}, AgentID: agentID, TenantID: tenantID, Transferred: spec.transferred}
+	f.Channel = channelOf(ev.family)
+	readData(w, data, f)
+	readLog(w, logData, f)
+	f.addCAVs(readCAVs(w, top.get("cavs"), &f.CAVsDropped), false)
+	f.Dispositions = readDispositions(w, top.get("dispositions"))
+	f.NameObject = readCRMObject(w, top.get("nameObject"))
+	f.RelatedToObject = readCRMObject(w, top.get("relatedToObject"))
+	if w.err != nil {
+		return nil, w.err
+	}
+	if spec.role != finish {
+		// A *Finished comes after wrap-up: its stamp is neither when the
+		// interaction started nor when it ended.
+		f.FirstAt = ev.receivedAt
+		f.LastAt = ev.receivedAt
+		if spec.ended {
+			f.EndedAt = ev.receivedAt
+		}
+	}
+	ev.facts = f
+
+	ev.stateKey = ev.id
+	if agentID != "" {
+		ev.stateKey += ":" + agentID
+	}
+	ev.key = name + ":" + ev.stateKey
+	if name == "objectSelected" {
+		ev.key += ":" + selectionHash(f.NameObject, f.RelatedToObject)
+	}
+	return ev, nil
+}
+
+// containers finds the SDK's interaction data and log data in params. The
+// callbacks pass {callData, callLogData}, {chatData, chatLogData} or
+// {emailData, emailLogData}; the hook callbacks and objectSelected use
+// {interactionData, interactionLogData}. Either is accepted for any event;
+// generic says which one an error about a missing member should name.
+func containers(w *walker, params fields, fam string, generic bool) (data, logData fields) {
+	prefix := map[string]string{familyCall: "call", familyChat: "chat", familyEmail: "email"}[fam]
+	pick := func(suffix string) fields {
+		names := []string{prefix + suffix, "interaction" + suffix}
+		if prefix == "" {
+			names = names[1:]
+		} else if generic {
+			names[0], names[1] = names[1], names[0]
+		}
+		n := params.get(names[0])
+		for _, name := range names[1:] {
+			if !n.set() && params.get(name).set() {
+				n = params.get(name)
+			}
+		}
+		f, _ := w.object(n)
+		return f
+	}
+	return pick("Data"), pick("LogData")
+}
+
+// family maps params.interactionType ("Call", "Chat", "Email") onto a
+// family; anything else is unknown.
+func family(interactionType string) string {
+	for _, f := range []string{familyCall, familyChat, familyEmail} {
+		if strings.EqualFold(interactionType, f) {
+			return f
+		}
+	}
+	return ""
+}
+
+// channelOf is the normalized channel of a family; "" when unknown.
+func channelOf(fam string) string {
+	switch fam {
+	case familyCall:
+		return connector.ChannelVoice
+	case familyChat:
+		return connector.ChannelChat
+	case familyEmail:
+		return connector.ChannelEmail
+	}
+	return ""
+}
+
+// readData reads CallData, ChatData or EmailData.
+func readData(w *walker, data fields, f *facts) {
+	f.CallType = w.str(data.get("callType"))
+	f.ANI = w.ident(data.get("ani"))
+	f.DNIS = w.ident(data.get("dnis"))
+	f.Number = w.ident(data.get("number"))
+	f.Campaign = w.str(data.get("campaignName"))
+	f.Skill = w.str(data.get("skillName"))
+	f.Email = w.str(data.get("email"))
+	if f.Email == "" {
+		// EmailData's sender; its shape is not documented, so it is only
+		// taken when it is a plain address, never rejected.
+		if s, ok := loose(data.get("from")); ok && strings.Contains(s, "@") {
+			f.Email = s
+		}
+	}
+	f.Subject = w.str(data.get("subject"))
+	f.Start = w.firstTime(data, "startTimestamp", "timestamp")
+	f.Duration = w.seconds(data.get("duration"))
+}
+
+// readLog reads CallLogData, ChatLogData or EmailLogData: what the agent
+// chose at wrap-up.
+func readLog(w *walker, logData fields, f *facts) {
+	f.DispositionID = w.ident(logData.get("dispositionId"))
+	f.DispositionName = w.str(logData.get("dispositionName"))
+	if s := w.str(logData.get("subject")); s != "" {
+		f.Subject = s
+	}
+	f.Notes = w.str(logData.get("comments"))
+	if t := w.firstTime(logData, "startTimestamp", "timestamp"); t != nil {
+		f.Start = t
+	}
+	if d := w.seconds(logData.get("duration")); d != nil {
+		f.Duration = d
+	}
+}
+
+// readCAVs reads getCav's result. A CAV is keyed group.name, the way Five9
+// admins name them; one without a name is not copied (counted in dropped)
+// rather than failing the event, since its value is unusable anyway.
+func readCAVs(w *walker, n node, dropped *int) []cav {
+	var out []cav
+	for _, e := range w.array(n) {
+		o, ok := w.object(e)
+		if !ok {
+			continue
+		}
+		group := w.str(o.get("group"))
+		name := w.str(o.get("name"))
+		value := w.anyValue(o.get("value"))
+		if w.err != nil {
+			return nil
+		}
+		if name == "" {
+			*dropped++
+			continue
+		}
+		key := name
+		if group != "" {
+			key = group + "." + name
+		}
+		if value == nil {
+			value = []byte("null")
+		}
+		out = append(out, cav{Key: key, Value: value})
+	}
+	return out
+}
+
+// readDispositions reads getDispositions' result, within maxDispositions.
+func readDispositions(w *walker, n node) []disposition {
+	var out []disposition
+	for _, e := range w.array(n) {
+		o, ok := w.object(e)
+		if !ok {
+			continue
+		}
+		d := disposition{ID: w.ident(o.get("id")), Name: w.str(o.get("name"))}
+		if (d.ID != "" || d.Name != "") && len(out) < maxDispositions {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// readCRMObject reads a CrmObject. An object without an id is "nothing
+// selected", which is what the SDK returns for "None".
+func readCRMObject(w *walker, n node) *crmRef {
+	o, ok := w.object(n)
+	if !ok {
+		return nil
+	}
+	r := &crmRef{
+		ID:   w.ident(o.get("id")),
+		Type: w.str(o.get("type")),
+		Name: w.str(o.get("name")),
+	}
+	if r.Type == "" {
+		r.Type = w.str(o.get("label"))
+	}
+	if v, ok := w.boolean(o.get("isWho")); ok {
+		r.IsWho = &v
+	}
+	if v, ok := w.boolean(o.get("isWhat")); ok {
+		r.IsWhat = &v
+	}
+	if r.ID == "" {
+		return nil
+	}
+	return r
+}
+
+// selectionHash distinguishes one objectSelected from the next for the
+// same interaction, so that the daemon does not take a new selection for a
+// duplicate of the previous one.
+func selectionHash(objs ...*crmRef) string {
+	h := fnv.New64a()
+	for _, o := range objs {
+		if o != nil {
+			fmt.Fprintf(h, "%s\x00%s\x00", o.Type, o.ID)
+		}
+		h.Write([]byte{0xff})
+	}
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// stamp reads receivedAt, the bridge's RFC 3339 stamp.
+func (w *walker) stamp(n node) *time.Time {
+	s := w.str(n)
+	if s == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		w.fail(connector.BadPayload(n.path, "want an RFC 3339 time, got %q", clip(s)))
+		return nil
+	}
+	return w.inRange(n, t)
+}
+
+// inRange returns t in UTC when it lies in years 0 to 9999, the times JSON
+// can carry on (a zone offset can push 9999-12-31 into year 10000).
+func (w *walker) inRange(n node, t time.Time) *time.Time {
+	t = t.UTC()
+	if t.Year() < 0 || t.Year() > 9999 {
+		w.fail(connector.BadPayload(n.path, "%s is out of range", t.Format(time.RFC3339)))
+		return nil
+	}
+	return &t
+}
+
+// Epoch times are JavaScript numbers. Seconds above 1e11 would be after the
+// year 5000, so larger values are milliseconds; the upper bound is the end
+// of year 9999, the last time encoding/json writes back out.
+const (
+	secondsBelow = 1e11
+	maxEpochMs   = 253402300799999
+	// maxSeconds (about 31 years) keeps a nonsense duration from
+	// overflowing int.
+	maxSeconds = 1e9
+)
+
+// firstTime reads the first of names that is set, as an epoch number or an
+// RFC 3339 string. Zero is unset: it is what an uninitialised JavaScript
+// number serializes to.
+func (w *walker) firstTime(o fields, names ...string) *time.Time {
+	for _, name := range names {
+		n := o.get(name)
+		if !n.set() {
+			continue
+		}
+		if jsonType(n.raw) == "string" {
+			s := w.str(n)
+			if s == "" {
+				continue
+			}
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				w.fail(connector.BadPayload(n.path, "want an epoch time or an RFC 3339 time, got %q", clip(s)))
+				return nil
+			}
+			return w.inRange(n, t)
+		}
+		v, ok := w.number(n)
+		if !ok || v == 0 {
+			return nil
+		}
+		ms := v
+		if v < secondsBelow {
+			ms = v * 1000
+		}
+		if ms < 0 || ms > maxEpochMs {
+			w.fail(connector.BadPayload(n.path, "%v is out of range for an epoch time", v))
+			return nil
+		}
+		t := time.UnixMilli(int64(ms)).UTC()
+		return &t
+	}
+	return nil
+}
+
+// seconds reads a duration in seconds, rounded; negative is unset.
+func (w *walker) seconds(n node) *int {
+	v, ok := w.number(n)
+	if !ok || v < 0 {
+		return nil
+	}
+	if v > maxSeconds {
+		w.fail(connector.BadPayload(n.path, "%v seconds is out of range", v))
+		return nil
+	}
+	s := int(v + 0.5)
+	return &s
+}
+
+// loose returns a string member as is, without type errors: for members
+// whose shape the SDK does not document.
+func loose(n node) (string, bool) {
+	var w walker
+	if jsonType(n.raw) != "string" {
+		return "", false
+	}
+	s := w.str(n)
+	return s, w.err == nil && s != ""
+}
