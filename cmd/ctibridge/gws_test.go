@@ -20,6 +20,7 @@ import (
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 	"github.com/ctibridge/ctibridge/connector/genesys/cometd"
 	"github.com/ctibridge/ctibridge/connector/genesys/cometd/cometdtest"
+	"github.com/ctibridge/ctibridge/outbox"
 )
 
 const gwsChannel = "/v2/me/interactions"
@@ -260,10 +261,9 @@ func TestGWS_EventsReachOutbox(t *testing.T) {
 	}
 	srv.WaitSubscribed(gwsChannel)
 	srv.Publish(gwsChannel, []byte(gwsSample))
-	db := rawDB(t, m)
 	waitFor(t, "the GWS event in the outbox", func() bool {
-		var n int
-		err := db.QueryRow(`SELECT count(*) FROM events WHERE platform = 'genesys' AND body LIKE '%"source":"gws"%'`).Scan(&n)
-		return err == nil && n == 1
+		evs, err := m.DB.Events(context.Background(), outbox.EventFilter{})
+		return err == nil && len(evs) == 1 && evs[0].Platform == "genesys" &&
+			evs[0].Type == "InteractionStateChanged.StatusChange" && evs[0].Interaction != nil
 	})
 }

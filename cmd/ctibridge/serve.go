@@ -19,6 +19,7 @@ import (
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/connector/brightpattern"
 	"github.com/ctibridge/ctibridge/connector/five9"
+	"github.com/ctibridge/ctibridge/connector/genesys"
 	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
 )
@@ -99,6 +100,7 @@ type decoder interface {
 var (
 	_ decoder = brightpattern.Decoder{}
 	_ decoder = five9.Decoder{}
+	_ decoder = genesys.Decoder{}
 )
 
 // NewMain returns a daemon for cfg. It does nothing until Open.
@@ -118,6 +120,7 @@ func (m *Main) Open() error {
 	m.decoders = map[string]decoder{
 		brightpattern.Platform: brightpattern.Decoder{LogOnEnd: cfg.Sources.BrightPattern.LogOnEnd},
 		five9.Platform:         five9.Decoder{},
+		genesys.Platform:       genesys.Decoder{DispositionKey: cfg.Sources.Genesys.DispositionKey},
 	}
 
 	m.DB = outbox.NewDB(cfg.Store.Path)
