@@ -57,6 +57,9 @@ type Dispatcher struct {
 	// for due deliveries again (rows may be changed by other processes, such
 	// as `ctibridge outbox retry`). Default 1 second.
 	PollInterval time.Duration
+	// OnAttempt, when set, is told of every attempt once it is recorded,
+	// for metrics. It must not block.
+	OnAttempt func(target string, a Attempt)
 
 	lock     *lockFile
 	health   map[string]*breaker
@@ -290,6 +293,9 @@ func (d *Dispatcher) deliver(t *Target, m Message, log *slog.Logger) {
 	defer cancel()
 	if err := d.DB.Record(ctx, m, a, now); err != nil {
 		log.Error("recording attempt failed", "err", err)
+	}
+	if d.OnAttempt != nil {
+		d.OnAttempt(t.Name, a)
 	}
 }
 

@@ -32,11 +32,13 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !m.authorizeSource(w, r, platform) {
+		m.metrics.events.WithLabelValues(platform, outcomeRefused).Inc()
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.Config.Server.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
+		m.metrics.events.WithLabelValues(platform, outcomeRefused).Inc()
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body is larger than the limit of %d bytes", tooBig.Limit))
@@ -73,7 +75,8 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 // come again), an error wrapping connector.ErrUnknownEvent or ErrBadPayload
 // for an event that will never be accepted, and otherwise the stored
 // event's id. Once it returns without error, the event is on disk.
-func (m *Main) ingest(ctx context.Context, platform string, body []byte) (ingestResponse, error) {
+func (m *Main) ingest(ctx context.Context, platform string, body []byte) (res ingestResponse, err error) {
+	defer func() { m.metrics.events.WithLabelValues(platform, eventOutcome(res, err)).Inc() }()
 	dec := m.decoders[platform]
 	// A stateful source loads its snapshot through state, which takes the
 	// interaction's lock; it is held until the event is stored, so that
@@ -99,6 +102,12 @@ func (m *Main) ingest(ctx context.Context, platform string, body []byte) (ingest
 	if err != nil {
 		return ingestResponse{}, err
 	}
+	return m.store(ctx, ev, body)
+}
+
+// store maps ev and stores it with its activities.
+func (m *Main) store(ctx context.Context, ev connector.Event, body []byte) (ingestResponse, error) {
+	var err error
 
 	stored := outbox.Event{Platform: ev.Platform, Key: ev.Key, Type: ev.Type, ReceivedAt: time.Now(), Body: body,
 		StateKey: ev.StateKey, State: ev.State}
@@ -128,6 +137,24 @@ func (m *Main) ingest(ctx context.Context, platform string, body []byte) (ingest
 	}
 	return ingestResponse{ID: res.EventID, Duplicate: res.Duplicate, Activities: res.Enqueued,
 		MappingError: stored.MappingError}, nil
+}
+
+// eventOutcome names how ingest ended, for ctibridge_events_total.
+func eventOutcome(res ingestResponse, err error) string {
+	var se storageError
+	switch {
+	case errors.As(err, &se):
+		return outcomeStorageError
+	case errors.Is(err, connector.ErrUnknownEvent):
+		return outcomeUnknownEvent
+	case err != nil:
+		return outcomeBadPayload
+	case res.Duplicate:
+		return outcomeDuplicate
+	case res.MappingError != "":
+		return outcomeMappingFailed
+	}
+	return outcomeAccepted
 }
 
 // storageError marks a failure to read the outbox, as opposed to a bad

@@ -80,9 +80,10 @@ type Main struct {
 	states    keyLocks // serializes the events of one interaction
 	closers   []io.Closer
 
-	ln     net.Listener
-	server *http.Server
-	cron   *cron.Cron
+	ln      net.Listener
+	server  *http.Server
+	cron    *cron.Cron
+	metrics *metrics
 
 	// adminLn and adminServer are the admin API (admin.go).
 	adminLn     net.Listener
@@ -117,6 +118,7 @@ func (m *Main) Open() error {
 	if _, err := m.mappings.Reload(); err != nil {
 		return err
 	}
+	m.metrics = newMetrics(m)
 	m.decoders = map[string]decoder{
 		brightpattern.Platform: brightpattern.Decoder{LogOnEnd: cfg.Sources.BrightPattern.LogOnEnd},
 		five9.Platform:         five9.Decoder{},
@@ -133,10 +135,11 @@ func (m *Main) Open() error {
 		return err
 	}
 	m.Dispatcher = &outbox.Dispatcher{
-		DB:      m.DB,
-		Targets: targets,
-		Logger:  m.Logger.With("component", "dispatcher"),
-		Lease:   m.lease(),
+		DB:        m.DB,
+		Targets:   targets,
+		Logger:    m.Logger.With("component", "dispatcher"),
+		Lease:     m.lease(),
+		OnAttempt: m.metrics.attempt,
 	}
 	if err := m.Dispatcher.Open(); err != nil {
 		return err
@@ -247,8 +250,10 @@ func (m *Main) ReloadMappings() (bool, error) {
 func (m *Main) reportReload(changed bool, err error) {
 	switch {
 	case err != nil:
+		m.metrics.reloads.WithLabelValues("failed").Inc()
 		m.Logger.Error("mapping reload failed; the previous mappings stay in use", "err", err)
 	case changed:
+		m.metrics.reloads.WithLabelValues("ok").Inc()
 		st := m.mappings.Status()
 		m.Logger.Info("mappings reloaded", "files", st.Files, "rules", st.Rules)
 	}
