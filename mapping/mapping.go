@@ -8,52 +8,39 @@
 //	when   = 'channel == "voice" && !isConsultation'
 //
 //	[rule.fields]
-//	Subject         = '"Call " + (direction == "inbound" ? "from " + ani : "to " + dnis)'
+//	Subject         = { expr = '"Call " + (direction == "inbound" ? "from " + ani : "to " + dnis)', max_length = 255 }
 //	CallDisposition = 'lookup("dispositions", disposition?.name, "Other")'
 //
 //	[lookups.dispositions]
 //	"Sale Closed" = "Sale"
 //
-// Expressions are github.com/expr-lang/expr, compiled once when the files are
-// loaded and type-checked against the Interaction, so a misspelt field is an
-// error at load time rather than at 3 a.m. Loading is strict and reports
-// every problem at once.
+// A field is an expression, or a table of the expression and its options
+// (max_length, omit_empty, required, redact). Expressions are
+// github.com/expr-lang/expr, compiled once when the files are loaded and
+// type-checked against the Interaction, so a misspelt field is an error at
+// load time rather than at 3 a.m. They may call the functions Reference
+// lists. Loading is strict and reports every problem at once, each placed at
+// its line and column (Problems). docs/mapping.md is the admin's guide.
 package mapping
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 
-	"github.com/expr-lang/expr/vm"
-
-	"github.com/ctibridge/ctibridge/connector"
+	"github.com/expr-lang/expr"
+	"github.com/nyaruka/phonenumbers"
 )
 
 // Set is a loaded, compiled set of mapping rules. It is immutable and safe
 // for concurrent use.
 type Set struct {
-	rules   []*rule
-	lookups map[string]map[string]string
-}
-
-// rule is one compiled [[rule]].
-type rule struct {
-	file   string
-	name   string
-	target string
-	object string
-	when   *vm.Program // nil: every interaction
-	key    *vm.Program // nil: {platform}:{id}:{rule}
-	fields []field     // sorted by name
-}
-
-type field struct {
-	name string
-	prog *vm.Program
+	rules    []*rule
+	redactor *redactor
+	exprOpts []expr.Option // for Explain
 }
 
 // File is one mapping file's name and contents.
@@ -67,76 +54,114 @@ type Options struct {
 	// Targets are the names of the configured targets; a rule naming any
 	// other is an error.
 	Targets []string
+	// DefaultRegion is the region e164() reads national numbers in when a
+	// call gives none, such as "US" or "DE". Without it, such numbers stay
+	// as they are.
+	DefaultRegion string
 }
 
-// LoadDir loads every *.toml file in dir as one Set.
+// LoadDir loads every *.toml file in dir as one Set. Its error, like
+// Load's, is Problems.
 func LoadDir(dir string, opts Options) (*Set, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.toml"))
 	if err != nil {
-		return nil, err
+		return nil, Problems{{File: dir, Msg: err.Error()}}
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("%s: no mapping files (*.toml)", dir)
+		return nil, Problems{{File: dir, Msg: "no mapping files (*.toml)"}}
 	}
 	var files []File
+	var probs Problems
 	for _, name := range names {
 		data, err := os.ReadFile(name)
 		if err != nil {
-			return nil, err
+			probs = append(probs, Problem{File: name, Msg: err.Error()})
+			continue
 		}
 		files = append(files, File{Name: name, Data: data})
+	}
+	if len(probs) > 0 {
+		return nil, probs
 	}
 	return Load(files, opts)
 }
 
 // Load parses and compiles files as one Set. Rule names are unique across
-// the files and lookups are shared by them. The error, when there is one,
-// lists every problem found, each prefixed with its file.
+// the files, and lookups and redaction patterns are shared by them. The
+// error, when there is one, is Problems: every problem found, in file order.
 func Load(files []File, opts Options) (*Set, error) {
-	var errs []error
-	s := &Set{lookups: map[string]map[string]string{}}
-	var specs []fileRules
+	var probs Problems
+	var specs []*fileSpec
 	for _, f := range files {
-		spec, err := decode(f)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		spec, ps := parseFile(f)
+		probs = append(probs, ps...)
+		if spec != nil {
+			specs = append(specs, spec)
 		}
-		for name, table := range spec.Lookups {
-			if _, dup := s.lookups[name]; dup {
-				errs = append(errs, fmt.Errorf("%s: lookup %q is defined in more than one file", f.Name, name))
+	}
+
+	region := strings.ToUpper(opts.DefaultRegion)
+	if region != "" && !phonenumbers.GetSupportedRegions()[region] {
+		probs = append(probs, Problem{File: "(configuration)", Msg: fmt.Sprintf("the default region %q is not a region; use a two-letter country code such as \"US\", \"GB\" or \"DE\"", opts.DefaultRegion)})
+	}
+	env := &funcEnv{lookups: map[string]map[string]any{}, redactor: &redactor{}, region: region}
+	lookupAt := map[string]Problem{}
+	var allFieldsAt *Problem
+	for _, spec := range specs {
+		for _, l := range spec.lookups {
+			if first, dup := lookupAt[l.name]; dup {
+				probs = append(probs, spec.src.problem(l.at, "lookup table %q is already defined at %s:%d", l.name, first.File, first.Line))
 				continue
 			}
-			s.lookups[name] = table
+			lookupAt[l.name] = spec.src.problem(l.at, "")
+			env.lookups[l.name] = l.values
 		}
-		specs = append(specs, fileRules{f.Name, spec.Rules})
-	}
-	c := newCompiler(s.lookups, opts.Targets)
-	seen := map[string]string{}
-	for _, fr := range specs {
-		for i, rs := range fr.rules {
-			r, err := c.rule(fr.file, i, rs)
+		for _, p := range spec.redact.patterns {
+			re, err := compilePattern(p.s)
 			if err != nil {
-				errs = append(errs, err)
+				probs = append(probs, spec.src.problem(p.at, "redact.patterns: %v", err))
 				continue
 			}
-			if other, dup := seen[r.name]; dup {
-				errs = append(errs, fmt.Errorf("%s: rule %q: name already used in %s", fr.file, r.name, other))
-				continue
+			env.redactor.patterns = append(env.redactor.patterns, re)
+		}
+		if af := spec.redact.allFields; af.set {
+			here := spec.src.problem(af.at, "")
+			if allFieldsAt != nil && env.redactor.all != af.v {
+				probs = append(probs, spec.src.problem(af.at, "redact.all_fields is %v here but %v at %s:%d; say it once", af.v, env.redactor.all, allFieldsAt.File, allFieldsAt.Line))
+			} else if allFieldsAt == nil {
+				allFieldsAt = &here
+				env.redactor.all = af.v
 			}
-			seen[r.name] = fr.file
-			s.rules = append(s.rules, r)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+
+	fs := functions(env)
+	targets := slices.Clone(opts.Targets)
+	sort.Strings(targets)
+	c := newCompiler(fs, targets)
+	c.redactAll = env.redactor.all
+	s := &Set{redactor: env.redactor, exprOpts: c.opts}
+	nameAt := map[string]Problem{}
+	for _, spec := range specs {
+		for _, rs := range spec.rules {
+			r := c.rule(spec.src, rs)
+			if rs.nameOK {
+				if first, dup := nameAt[rs.name.s]; dup {
+					c.problem(spec.src, rs.name.at, "rule name %q is already used at %s:%d", rs.name.s, first.File, first.Line)
+					continue
+				}
+				nameAt[rs.name.s] = spec.src.problem(rs.name.at, "")
+			}
+			if r != nil && rs.nameOK {
+				s.rules = append(s.rules, r)
+			}
+		}
+	}
+	probs = append(probs, c.probs...)
+	if len(probs) > 0 {
+		return nil, probs.sortByPlace(files)
 	}
 	return s, nil
-}
-
-type fileRules struct {
-	file  string
-	rules []ruleSpec
 }
 
 // Rules returns the rule names, in load order.
@@ -158,61 +183,4 @@ func (s *Set) Targets() []string {
 	}
 	sort.Strings(ts)
 	return ts
-}
-
-// Apply returns the activities in for which each matching rule makes, in rule
-// order. It is all or nothing: if any rule fails, it returns no activities
-// and an error naming the rule and field, so that the event can be kept and
-// mapped again once the rule is fixed.
-func (s *Set) Apply(in *connector.Interaction) ([]connector.Activity, error) {
-	var out []connector.Activity
-	for _, r := range s.rules {
-		a, ok, err := r.apply(in)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, a)
-		}
-	}
-	return out, nil
-}
-
-func (r *rule) apply(in *connector.Interaction) (connector.Activity, bool, error) {
-	if r.when != nil {
-		ok, err := vm.Run(r.when, in)
-		if err != nil {
-			return connector.Activity{}, false, fmt.Errorf("rule %q: when: %w", r.name, err)
-		}
-		if ok != true {
-			return connector.Activity{}, false, nil
-		}
-	}
-	a := connector.Activity{
-		Rule:          r.name,
-		Target:        r.target,
-		Object:        r.object,
-		Platform:      in.Platform,
-		InteractionID: in.ID,
-		Key:           in.Platform + ":" + in.ID + ":" + r.name,
-		Fields:        make(map[string]any, len(r.fields)),
-	}
-	if r.key != nil {
-		k, err := vm.Run(r.key, in)
-		if err != nil {
-			return a, false, fmt.Errorf("rule %q: key: %w", r.name, err)
-		}
-		if k == "" {
-			return a, false, fmt.Errorf("rule %q: key: evaluates to an empty string", r.name)
-		}
-		a.Key = k.(string)
-	}
-	for _, f := range r.fields {
-		v, err := vm.Run(f.prog, in)
-		if err != nil {
-			return a, false, fmt.Errorf("rule %q: field %s: %w", r.name, f.name, err)
-		}
-		a.Fields[f.name] = v
-	}
-	return a, true, nil
 }

@@ -1,7 +1,11 @@
 package mapping_test
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,31 +145,31 @@ func TestLoad_Errors(t *testing.T) {
 		want []string // every one must appear
 	}{
 		{"UnknownKey", "[[rule]]\nname = \"r\"\ntarget = \"crm\"\nobject = \"Task\"\nobjekt = \"x\"\n",
-			[]string{"m.toml:5:1: unknown key rule.objekt"}},
-		{"Syntax", "[[rule]\nname = 1", []string{"m.toml:1:"}},
+			[]string{`m.toml:5:1: unknown key "objekt" in rule "r"`, `did you mean "object"?`}},
+		{"Syntax", "[[rule]\nname = 1", []string{"m.toml:1:8: not valid TOML: expected character ]"}},
 		{"UnknownField", `[[rule]]
 name = "r"
 target = "crm"
 object = "Task"
-fields = { A = 'anis', B = 'agent.nmae' }`, []string{`rule "r": field A: unknown name anis`, `rule "r": field B:`, "nmae"}},
+fields = { A = 'anis', B = 'agent.nmae' }`, []string{`m.toml:5:17: rule "r": field A: unknown name anis; did you mean "ani"?`, `m.toml:5:35: rule "r": field B: agent has no field nmae`}},
 		{"TypeError", `[[rule]]
 name = "r"
 target = "crm"
 object = "Task"
 when = 'duration'
-fields = { A = 'duration + "s"' }`, []string{`rule "r": when:`, `rule "r": field A: invalid operation`}},
+fields = { A = 'duration + "s"' }`, []string{`m.toml:5:9: rule "r": when must give true or false`, `m.toml:6:26: rule "r": field A: invalid operation`}},
 		{"UnknownTarget", `[[rule]]
 name = "r"
 target = "salesforce"
 object = "Task"
-fields = { A = 'id' }`, []string{`target "salesforce" is not configured (configured: crm, jsonl)`}},
+fields = { A = 'id' }`, []string{`m.toml:3:10: rule "r": target "salesforce" is not configured (configured: crm, jsonl)`}},
 		{"UnknownLookup", `[[rule]]
 name = "r"
 target = "crm"
 object = "Task"
-fields = { A = 'lookup("dispos", disposition?.name)' }`, []string{`no [lookups.dispos] table is defined`}},
+fields = { A = 'lookup("dispos", disposition?.name)' }`, []string{`m.toml:5:24: rule "r": field A: lookup: no [lookups.dispos] table is defined`}},
 		{"Required", `[[rule]]
-when = 'true'`, []string{"rule 1: name is required", "target is required", "object is required", "at least one field"}},
+when = 'true'`, []string{"m.toml:1:1: rule 1: name, target, object and fields are required"}},
 		{"DuplicateRule", `[[rule]]
 name = "r"
 target = "crm"
@@ -175,7 +179,7 @@ fields = { A = 'id' }
 name = "r"
 target = "crm"
 object = "Task"
-fields = { A = 'id' }`, []string{`rule "r": name already used in m.toml`}},
+fields = { A = 'id' }`, []string{`m.toml:7:8: rule name "r" is already used at m.toml:2`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,4 +194,130 @@ fields = { A = 'id' }`, []string{`rule "r": name already used in m.toml`}},
 			}
 		})
 	}
+}
+
+func TestLoad_ProblemsAreStructured(t *testing.T) {
+	src := "[[rule]]\nname = \"r\"\ntarget = \"crm\"\nobject = \"Task\"\n\n[rule.fields]\nSubject = '\"Call \" + anis'\nBogus = { expr = 'id', max = 3 }\n"
+	_, err := mapping.Load([]mapping.File{{Name: "mappings/x.toml", Data: []byte(src)}}, targets)
+	var ps mapping.Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("Load error %T, want mapping.Problems", err)
+	}
+	want := mapping.Problems{
+		{File: "mappings/x.toml", Line: 7, Col: 22, Msg: `rule "r": field Subject: unknown name anis; did you mean "ani"?`, Text: `Subject = '"Call " + anis'`},
+		{File: "mappings/x.toml", Line: 8, Col: 24, Msg: `unknown key "max" in rule "r": field Bogus (a field has expr, max_length, omit_empty, required, redact); did you mean "max_length"?`, Text: `Bogus = { expr = 'id', max = 3 }`},
+	}
+	if len(ps) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(ps), len(want), err)
+	}
+	for i := range want {
+		if ps[i] != want[i] {
+			t.Errorf("problem %d =\n%#v\nwant\n%#v", i, ps[i], want[i])
+		}
+	}
+	if got, want := ps[0].Error(), "mappings/x.toml:7:22: rule \"r\": field Subject: unknown name anis; did you mean \"ani\"?\n\tSubject = '\"Call \" + anis'\n\t                     ^"; got != want {
+		t.Errorf("Error() =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestLoad_ColumnsCountCharacters checks that a column after non-ASCII
+// text, in the file and in the expression, counts characters.
+func TestLoad_ColumnsCountCharacters(t *testing.T) {
+	src := "[[rule]]\nname = \"r\"\ntarget = \"crm\"\nobject = \"Task\"\nfields = { Betreff = '\"Grüße – \" + anis' }\n"
+	_, err := mapping.Load([]mapping.File{{Name: "m.toml", Data: []byte(src)}}, targets)
+	var ps mapping.Problems
+	if !errors.As(err, &ps) || len(ps) != 1 {
+		t.Fatalf("Load = %v, want one problem", err)
+	}
+	if ps[0].Line != 5 || ps[0].Col != 36 {
+		t.Errorf("problem at %d:%d, want 5:36 (the a of anis)\n%v", ps[0].Line, ps[0].Col, err)
+	}
+}
+
+func TestLoadDir(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := mapping.LoadDir(dir, targets); err == nil || !strings.Contains(err.Error(), "no mapping files") {
+		t.Errorf("LoadDir(empty) = %v, want no mapping files", err)
+	}
+	write := func(name, src string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.toml", "[[rule]]\nname = \"a\"\ntarget = \"crm\"\nobject = \"Task\"\nfields = { S = 'lookup(\"t\", id)' }\n")
+	write("b.toml", "[[rule]]\nname = \"b\"\ntarget = \"jsonl\"\nobject = \"x\"\nfields = { S = 'id' }\n[lookups.t]\nI-1 = \"one\"\n")
+	write("notes.txt", "not a mapping")
+	s, err := mapping.LoadDir(dir, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(s.Rules(), ","); got != "a,b" {
+		t.Errorf("Rules() = %s, want a,b", got)
+	}
+	if got := strings.Join(s.Targets(), ","); got != "crm,jsonl" {
+		t.Errorf("Targets() = %s, want crm,jsonl", got)
+	}
+	acts, err := s.Apply(call())
+	if err != nil || len(acts) != 2 || acts[0].Fields["S"] != "one" {
+		t.Errorf("Apply = %+v, %v; want the lookup from the other file", acts, err)
+	}
+}
+
+func TestSet_ApplyIsAllOrNothing(t *testing.T) {
+	s := mustLoad(t, `
+[[rule]]
+name = "ok"
+target = "crm"
+object = "Task"
+fields = { A = 'id' }
+
+[[rule]]
+name = "bad"
+target = "crm"
+object = "Task"
+fields = { A = 'who.id' }
+`)
+	in := call()
+	in.Who = nil
+	acts, err := s.Apply(in)
+	var re *mapping.RuleError
+	if !errors.As(err, &re) || acts != nil {
+		t.Fatalf("Apply = %v, %v; want no activities and a *RuleError", acts, err)
+	}
+	if re.Rule != "bad" || re.Field != "A" || re.Line != 12 || re.Col != 17 {
+		t.Errorf("RuleError = %+v, want rule bad, field A at 12:17", re)
+	}
+	res := s.Explain(in)
+	if len(res) != 2 || !res[0].Matched || res[0].Activity == nil || res[1].Err == nil {
+		t.Errorf("Explain = %+v; want the first rule's activity and the second's error", res)
+	}
+}
+
+func TestSet_ApplyNeedsAnID(t *testing.T) {
+	s := mustLoad(t, salesforce)
+	in := call()
+	in.ID = ""
+	if _, err := s.Apply(in); err == nil || !strings.Contains(err.Error(), "no platform or id") {
+		t.Errorf("Apply without an id = %v, want an error about the default key", err)
+	}
+	if _, err := s.Apply(nil); err == nil {
+		t.Error("Apply(nil) succeeded")
+	}
+}
+
+func TestSet_ConcurrentApply(t *testing.T) {
+	s := mustLoad(t, salesforce)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				acts, err := s.Apply(call())
+				if err != nil || len(acts) != 1 || acts[0].Fields["CallDisposition"] != "Sale" {
+					t.Errorf("Apply = %+v, %v", acts, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -230,7 +230,7 @@ func TestServe_BadInputStoresNothing(t *testing.T) {
 		{"WrongType", "brightpattern", []byte(`{"event":"ON_SAVE_ACTIVITY_RECORD","data":{"interactionId":7,"type":"voice"}}`), 400, "data.interactionId: want string, got number"},
 		{"UnknownEvent", "brightpattern", []byte(`{"event":"ON_CALL_MUTED","data":{}}`), 422, `unknown event "ON_CALL_MUTED"`},
 		{"TooLarge", "brightpattern", append(example[:len(example)-2], append(bytes.Repeat([]byte(" "), 1<<20), '}')...), 413, "larger than the limit of 1048576 bytes"},
-		{"UnknownPlatform", "avaya", example, 404, `unknown platform "avaya" (known: brightpattern)`},
+		{"UnknownPlatform", "avaya", example, 404, `unknown platform "avaya" (known: brightpattern, five9, genesys)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
