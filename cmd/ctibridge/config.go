@@ -66,6 +66,9 @@ type MappingConfig struct {
 	// Dir holds *.toml mapping files; empty uses the embedded default,
 	// which logs every interaction to the "jsonl" target.
 	Dir string `koanf:"dir"`
+	// DefaultRegion is the ISO country code e164() assumes for numbers
+	// written without a country code, such as "US" or "DE".
+	DefaultRegion string `koanf:"default_region"`
 }
 
 // TargetConfig is one delivery target. Which keys apply depends on Type.

@@ -40,7 +40,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = runServe(ctx, rest, stderr, environ)
 	case "outbox":
 		err = runOutbox(ctx, rest, stdout, environ)
-	case "version":
+	case "events":
+		err = runEvents(ctx, rest, stdout, environ)
+	case "mapping":
+		err = runMapping(ctx, rest, stdout, stderr, environ)
 		fmt.Fprintln(stdout, "ctibridge", version())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -63,10 +66,25 @@ const usage = `ctibridge saves contact-center interactions as CRM activity recor
 Usage:
   ctibridge serve [--config FILE]   run the daemon (embedded defaults without a file)
   ctibridge outbox ls [flags]       list deliveries: state, attempts, last error
+                                    (--state S, --target T, --limit N, --json)
+  ctibridge outbox show ID [--json] one delivery: payload and every attempt
+  ctibridge outbox retry ID... [--force] | --dead [--target T]
+                                    move dead deliveries back to the queue
+  ctibridge outbox purge --older-than 720h
+                                    delete delivered rows older than that
+  ctibridge outbox stats [--json]   deliveries per target and state, events
+  ctibridge mapping check [DIR]     list every problem of a mapping directory
+  ctibridge mapping preview --event FILE [--platform P] [--dir DIR]
+                                    what the rules make of an event, or why not
+  ctibridge mapping fields          the fields and functions a mapping can use
+  ctibridge events ls [--failed] [--json]
+                                    stored events; --failed: mapping failed
+  ctibridge events remap --failed   map failed events again after a fix
   ctibridge version                 print the version
 
 Environment variables CTIBRIDGE_SECTION__KEY override the config file,
-for example CTIBRIDGE_SERVER__LISTEN=127.0.0.1:9090.
+for example CTIBRIDGE_SERVER__LISTEN=127.0.0.1:9090. Every outbox and
+events verb takes --config FILE, and may run while the daemon runs.
 `
 
 // newFlagSet returns a flag set for a subcommand that reports its own

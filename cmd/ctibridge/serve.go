@@ -104,6 +104,15 @@ var (
 	_ decoder = genesys.Decoder{}
 )
 
+// newDecoders returns the platforms' decoders, configured by cfg.
+func newDecoders(cfg Config) map[string]decoder {
+	return map[string]decoder{
+		brightpattern.Platform: brightpattern.Decoder{LogOnEnd: cfg.Sources.BrightPattern.LogOnEnd},
+		five9.Platform:         five9.Decoder{},
+		genesys.Platform:       genesys.Decoder{DispositionKey: cfg.Sources.Genesys.DispositionKey},
+	}
+}
+
 // NewMain returns a daemon for cfg. It does nothing until Open.
 func NewMain(cfg Config, logger *slog.Logger) *Main {
 	return &Main{Config: cfg, Logger: logger}
@@ -119,11 +128,7 @@ func (m *Main) Open() error {
 		return err
 	}
 	m.metrics = newMetrics(m)
-	m.decoders = map[string]decoder{
-		brightpattern.Platform: brightpattern.Decoder{LogOnEnd: cfg.Sources.BrightPattern.LogOnEnd},
-		five9.Platform:         five9.Decoder{},
-		genesys.Platform:       genesys.Decoder{DispositionKey: cfg.Sources.Genesys.DispositionKey},
-	}
+	m.decoders = newDecoders(cfg)
 
 	m.DB = outbox.NewDB(cfg.Store.Path)
 	m.DB.BusyTimeout = cfg.Store.BusyTimeout
@@ -222,7 +227,8 @@ func (m *Main) Close(ctx context.Context) error {
 // newMappingStore returns a store for cfg's mapping directory, or for the
 // embedded default.
 func newMappingStore(cfg Config) *mapping.Store {
-	s := &mapping.Store{Dir: cfg.Mapping.Dir, Options: mapping.Options{Targets: cfg.targetNames()}}
+	s := &mapping.Store{Dir: cfg.Mapping.Dir, Options: mapping.Options{
+		Targets: cfg.targetNames(), DefaultRegion: cfg.Mapping.DefaultRegion}}
 	if s.Dir == "" {
 		s.Fixed = []mapping.File{{Name: "(embedded default mapping)", Data: defaultMapping}}
 	}
