@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ctibridge/ctibridge/connector/bridge"
 	"github.com/ctibridge/ctibridge/connector/genesys/cometd"
 	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
@@ -19,6 +20,10 @@ func (m *Main) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", m.handleHealthz)
 	mux.HandleFunc("GET /readyz", m.handleReadyz)
 	mux.Handle("GET /metrics", m.metrics.handler())
+	mux.Handle("GET /bridge/{file}", bridge.Handler())
+	mux.HandleFunc("GET /v1/agents/{agent}/commands", m.handleCommands)
+	mux.HandleFunc("POST /v1/dial", m.handleDial)
+	mux.HandleFunc("OPTIONS /v1/dial", m.handleDialPreflight)
 	return mux
 }
 

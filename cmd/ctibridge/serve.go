@@ -77,7 +77,8 @@ type Main struct {
 	mappings  *mapping.Store
 	stopWatch context.CancelFunc
 	decoders  map[string]decoder
-	states    keyLocks // serializes the events of one interaction
+	states    keyLocks    // serializes the events of one interaction
+	commands  *commandHub // dial commands for the bridges
 	closers   []io.Closer
 
 	ln      net.Listener
@@ -163,6 +164,7 @@ func (m *Main) Open() error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	m.commands = newCommandHub()
 	m.server = &http.Server{
 		Handler:           m.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -170,6 +172,9 @@ func (m *Main) Open() error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for open connections: end the bridges' command
+	// streams, or it would wait for its whole timeout.
+	m.server.RegisterOnShutdown(m.commands.close)
 	go func() {
 		if err := m.server.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("http server stopped", "err", err)

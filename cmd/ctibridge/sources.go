@@ -54,6 +54,9 @@ func (m *Main) handlePreflight(w http.ResponseWriter, r *http.Request) {
 
 func allowCORS(w http.ResponseWriter, origin string) {
 	w.Header().Set("Access-Control-Allow-Origin", origin)
+	// The bridge honours Retry-After on 429 and 503; a browser hides it
+	// from the page unless it is exposed.
+	w.Header().Set("Access-Control-Expose-Headers", "Retry-After")
 	w.Header().Add("Vary", "Origin")
 }
 

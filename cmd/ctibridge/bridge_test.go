@@ -1,0 +1,1039 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/connector/connectortest"
+	"github.com/ctibridge/ctibridge/outbox"
+)
+
+// The browser bridge (connector/bridge) tested for real: headless Chromium
+// loads a page with a stand-in vendor SDK and the bridge's script tag, from
+// a second loopback server so that CORS applies, and the in-process daemon
+// takes the events. Every assertion is on the daemon's outbox and on a fake
+// CRM, not on what the page says.
+
+// bridgeMapping logs every interaction of every platform to the fake CRM.
+const bridgeMapping = `
+[[rule]]
+name   = "log"
+target = "crm"
+object = "Task"
+
+[rule.fields]
+Channel     = 'channel'
+Direction   = 'direction'
+WhoId       = 'who?.id'
+Disposition = 'disposition?.name'
+Agent       = 'agent.id'
+`
+
+// bridgeTokens are the sources' tokens in the browser tests.
+var bridgeTokens = map[string]string{
+	"five9":         "bridge-token-five9",
+	"genesys":       "bridge-token-genesys",
+	"brightpattern": "bridge-token-brightpattern",
+}
+
+// bridgePlatform is what a scenario needs to know of a platform.
+type bridgePlatform struct {
+	name  string
+	agent string // data-agent, and the agent POST /v1/dial names
+	// events is how many events one stand-in call stores.
+	events int
+	// stream: the bridge opens the commands stream (click-to-dial).
+	stream bool
+	// disposition and who are what the stand-in call's activity carries.
+	// A WWE call knows its CRM record only from click-to-dial userData.
+	disposition string
+	who         any
+	// first is the stand-in call's first event.
+	first string
+}
+
+var bridgePlatforms = []bridgePlatform{
+	{name: "five9", agent: "138592", events: 5, stream: true, disposition: "Sale Closed", who: "0035g00000XyZ12AAB", first: "callStarted"},
+	{name: "genesys", agent: "jdoe", events: 6, stream: true, disposition: "Sale", who: nil, first: "ADDED"},
+	{name: "brightpattern", agent: "jane.doe", events: 2, disposition: "Sale Closed", who: "0035g00000XyZ12AAB", first: "ON_INTERACTION_END"},
+}
+
+// TestBridge_Browser runs every scenario for every platform in one
+// headless Chromium, a fresh browser context (own localStorage, own Web
+// Locks) and a fresh daemon per scenario.
+func TestBridge_Browser(t *testing.T) {
+	br := startBrowser(t)
+	pages := newPageServer(t)
+	for _, p := range bridgePlatforms {
+		for _, sc := range []struct {
+			name string
+			run  func(*testing.T, *bridgeEnv)
+		}{
+			{"CallBecomesOneActivity", testBridgeCall},
+			{"DaemonDownThenUp", testBridgeDaemonDown},
+			{"ReloadWhileDaemonDown", testBridgeReload},
+			{"TwoTabsOneActivity", testBridgeTwoTabs},
+			{"SendingTabClosedWhileDaemonDown", testBridgeTabClosed},
+			{"ClickToDial", testBridgeDial},
+			{"FullQueueKeepsOldest", testBridgeQueueBound},
+		} {
+			t.Run(p.name+"/"+sc.name, func(t *testing.T) {
+				t.Parallel()
+				sc.run(t, newBridgeEnv(t, br, pages, p))
+			})
+		}
+	}
+}
+
+// testBridgeCall: a call's events reach the daemon and become exactly one
+// activity.
+func testBridgeCall(t *testing.T, e *bridgeEnv) {
+	page := e.open(t, "")
+	e.waitSender(t)
+	id := e.id("CALL")
+	e.br.eval(t, page, "fake.call("+strconv.Quote(id)+")")
+	e.assertOneActivity(t, id)
+	e.waitQueueEmpty(t, page)
+}
+
+// testBridgeDaemonDown: events of a call made while the daemon is down are
+// kept in the browser and arrive, once each, when it is back.
+func testBridgeDaemonDown(t *testing.T, e *bridgeEnv) {
+	page := e.open(t, "")
+	e.waitSender(t)
+	e.d.stop(t)
+	id := e.id("DOWN")
+	e.br.eval(t, page, "fake.call("+strconv.Quote(id)+")")
+	e.waitQueued(t, page, e.p.events)
+	time.Sleep(800 * time.Millisecond) // attempts fail meanwhile
+	if n := len(e.crm.Requests()); n != 0 {
+		t.Fatalf("the CRM got %d requests while the daemon was down", n)
+	}
+	e.d.start(t)
+	e.assertOneActivity(t, id)
+	e.waitQueueEmpty(t, page)
+}
+
+// testBridgeReload: the agent reloads the page while the daemon is down;
+// the reloaded page sends what the previous one queued.
+func testBridgeReload(t *testing.T, e *bridgeEnv) {
+	page := e.open(t, "")
+	e.waitSender(t)
+	e.d.stop(t)
+	id := e.id("RELOAD")
+	e.br.eval(t, page, "fake.call("+strconv.Quote(id)+")")
+	e.waitQueued(t, page, e.p.events)
+	e.br.do(t, map[string]any{"op": "reload", "page": page})
+	e.br.wait(t, page, "window.fake && fake.ready()")
+	e.waitQueued(t, page, e.p.events) // still there after the reload
+	e.d.start(t)
+	e.assertOneActivity(t, id)
+	e.waitQueueEmpty(t, page)
+}
+
+// testBridgeTwoTabs: the agent has the desktop open in two tabs, which
+// both see the call; the CRM gets one activity, and only one tab listens
+// for commands.
+func testBridgeTwoTabs(t *testing.T, e *bridgeEnv) {
+	first := e.open(t, "")
+	follower := ""
+	if e.p.name == "genesys" {
+		follower = "FOLLOWING" // WWE elected the first tab
+	}
+	second := e.open(t, follower)
+	e.waitSender(t)
+	id := e.id("TABS")
+	// Both tabs get the SDK's events at the same time.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, page := range []string{first, second} {
+		wg.Go(func() {
+			_, errs[i] = e.br.send(map[string]any{"op": "eval", "page": page, "js": "fake.call(" + strconv.Quote(id) + ")"}, 30*time.Second)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	e.assertOneActivity(t, id)
+	e.waitQueueEmpty(t, first)
+	e.waitQueueEmpty(t, second)
+	if e.p.stream {
+		if n := e.d.m.commands.Connected(e.p.agent); n != 1 {
+			t.Errorf("%d commands streams for the agent, want 1: only the sending tab listens", n)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // a late duplicate would be delivered by now
+	if n := e.requestsFor(e.key(id)); n != 1 {
+		t.Errorf("the CRM got %d requests for %s, want 1", n, e.key(id))
+	}
+}
+
+// testBridgeTabClosed: the agent closes the sending tab while the daemon
+// is down and events wait in the queue; the other tab takes over (the Web
+// Lock passes to it, or WWE elects it) and sends them.
+func testBridgeTabClosed(t *testing.T, e *bridgeEnv) {
+	first := e.open(t, "")
+	follower := ""
+	if e.p.name == "genesys" {
+		follower = "FOLLOWING"
+	}
+	second := e.open(t, follower)
+	e.waitSender(t)
+	e.d.stop(t)
+	id := e.id("CLOSED")
+	for _, page := range []string{first, second} {
+		e.br.eval(t, page, "fake.call("+strconv.Quote(id)+")")
+	}
+	e.waitQueued(t, second, e.p.events)
+	e.br.do(t, map[string]any{"op": "close", "page": first})
+	if e.p.name == "genesys" {
+		e.br.eval(t, second, "fake.elect('LEADING')")
+	}
+	e.d.start(t)
+	e.assertOneActivity(t, id)
+	e.waitQueueEmpty(t, second)
+	if e.p.stream {
+		waitFor(t, "the new sending tab's commands stream", func() bool { return e.d.m.commands.Connected(e.p.agent) == 1 })
+	}
+}
+
+// testBridgeQueueBound: with the daemon down and the queue full
+// (data-queue-size=1 here), later events are dropped and the oldest kept.
+func testBridgeQueueBound(t *testing.T, e *bridgeEnv) {
+	e.queueSize = 1
+	page := e.open(t, "")
+	e.waitSender(t)
+	e.d.stop(t)
+	id := e.id("FULL")
+	e.br.eval(t, page, "fake.call("+strconv.Quote(id)+")")
+	e.waitQueued(t, page, 1)
+	e.d.start(t)
+	e.waitQueueEmpty(t, page)
+	var types []string
+	waitFor(t, "the kept event", func() bool {
+		evs, err := e.d.m.DB.Events(context.Background(), outbox.EventFilter{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = types[:0]
+		for _, ev := range evs {
+			if strings.Contains(ev.Key, id) {
+				types = append(types, ev.Type)
+			}
+		}
+		return len(types) > 0
+	})
+	time.Sleep(300 * time.Millisecond)
+	if len(types) != 1 || types[0] != e.p.first {
+		t.Errorf("stored events %v, want only the oldest, %s", types, e.p.first)
+	}
+	if n := len(e.crm.Requests()); n != 0 {
+		t.Errorf("the CRM got %d requests, want none: the completing event was dropped", n)
+	}
+	var lines []string
+	_ = json.Unmarshal(e.br.do(t, map[string]any{"op": "logs", "page": page}), &lines)
+	if !strings.Contains(strings.Join(lines, "\n"), "queue full") {
+		t.Errorf("no console warning about the full queue")
+	}
+}
+
+// testBridgeDial: POST /v1/dial reaches the agent's bridge, which calls the
+// SDK's dial with the number and the CRM object; the call that follows is
+// logged against that object.
+func testBridgeDial(t *testing.T, e *bridgeEnv) {
+	page := e.open(t, "")
+	body := `{"agent":"` + e.p.agent + `","to":"+14155550100","object":{"type":"Contact","id":"003DIAL0000000001","name":"Dial Target"}}`
+	if !e.p.stream {
+		// Bright Pattern documents no dial method: no stream, so 409.
+		e.br.wait(t, page, "window.fake && fake.ready()")
+		status, resp := e.dial(t, body)
+		if status != http.StatusConflict || !strings.Contains(resp["error"].(string), "no browser bridge connected") {
+			t.Fatalf("POST /v1/dial = %d %v, want 409", status, resp)
+		}
+		return
+	}
+	e.waitSender(t)
+	status, resp := e.dial(t, body)
+	if status != http.StatusAccepted || resp["bridges"] != float64(1) {
+		t.Fatalf("POST /v1/dial = %d %v, want 202 with bridges 1", status, resp)
+	}
+	e.br.wait(t, page, "fake.dials.length === 1")
+	got := e.br.eval(t, page, "fake.dials[0]")
+	var want string
+	switch e.p.name {
+	case "five9":
+		want = `{"click2DialData":{"clickToDialNumber":"+14155550100","crmObject":{"id":"003DIAL0000000001","label":"Contact","name":"Dial Target","isWho":true,"isWhat":false}}}`
+	case "genesys":
+		want = `{"destination":"+14155550100","userData":{"ctibridge_who_type":"Contact","ctibridge_who_id":"003DIAL0000000001","ctibridge_who_name":"Dial Target"}}`
+	}
+	if string(got) != want {
+		t.Errorf("the SDK's dial got\n%s\nwant\n%s", got, want)
+	}
+	// The outbound call the dial started is linked to the object.
+	waitFor(t, "the dialed call's activity", func() bool {
+		for _, b := range e.crm.Accepted() {
+			if bytes.Contains(b, []byte(`"WhoId":"003DIAL0000000001"`)) && bytes.Contains(b, []byte(`"Direction":"outbound"`)) {
+				return true
+			}
+		}
+		return false
+	})
+	status, _ = e.dial(t, strings.Replace(body, e.p.agent, "nobody", 1))
+	if status != http.StatusConflict {
+		t.Errorf("POST /v1/dial for an agent without a bridge = %d, want 409", status)
+	}
+}
+
+// bridgeEnv is one scenario's world: a daemon, a fake CRM, a browser
+// context.
+type bridgeEnv struct {
+	br    *browser
+	pages *pageServer
+	p     bridgePlatform
+	crm   *connectortest.FakeCRM
+	d     *restartable
+	ctx   string
+	n     int // pages opened
+	name  string
+	// queueSize, when set, is the pages' data-queue-size.
+	queueSize int
+}
+
+func newBridgeEnv(t *testing.T, br *browser, pages *pageServer, p bridgePlatform) *bridgeEnv {
+	crm := connectortest.NewFakeCRM(t)
+	var sources strings.Builder
+	for name, token := range bridgeTokens {
+		fmt.Fprintf(&sources, "\n[sources.%s]\ntoken = %q\nallowed_origins = [%q]\n", name, token, pages.URL)
+	}
+	path := writeConfigWith(t, t.TempDir(), bridgeMapping, `
+[targets.crm]
+type = "webhook"
+url = "`+crm.URL+`"
+secret = "${CRM_SECRET}"
+timeout = "2s"
+`+sources.String())
+	cfg, err := LoadConfig(path, testEnviron)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &bridgeEnv{br: br, pages: pages, p: p, crm: crm, d: &restartable{cfg: cfg}, name: strings.ReplaceAll(t.Name(), "/", "-")}
+	e.d.start(t)
+	t.Cleanup(func() { e.d.stop(t) })
+	if _, ok := e.d.m.decoders[p.name]; !ok {
+		t.Skipf("the daemon has no %s decoder yet (it is not registered in serve.go), so its bridge cannot be tested", p.name)
+	}
+	e.ctx = e.name
+	br.do(t, map[string]any{"op": "context", "ctx": e.ctx})
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i := 1; i <= e.n; i++ {
+				page := e.ctx + "/" + strconv.Itoa(i)
+				var lines []string
+				_ = json.Unmarshal(br.tryDo(map[string]any{"op": "logs", "page": page}), &lines)
+				t.Logf("console of %s:\n\t%s", page, strings.Join(lines, "\n\t"))
+			}
+		}
+		br.tryDo(map[string]any{"op": "closeContext", "ctx": e.ctx})
+	})
+	return e
+}
+
+// open opens the platform's test page in the scenario's context; frame is
+// the WWE stand-in's frameState ("" leads).
+func (e *bridgeEnv) open(t *testing.T, frame string) string {
+	t.Helper()
+	e.n++
+	page := e.ctx + "/" + strconv.Itoa(e.n)
+	u := fmt.Sprintf("%s/page/%s?daemon=%s&token=%s&agent=%s", e.pages.URL, e.p.name,
+		"http://"+e.d.addr, bridgeTokens[e.p.name], e.p.agent)
+	if frame != "" {
+		u += "&frame=" + frame
+	}
+	if e.queueSize > 0 {
+		u += "&queue=" + strconv.Itoa(e.queueSize)
+	}
+	e.br.do(t, map[string]any{"op": "open", "ctx": e.ctx, "page": page, "url": u})
+	e.br.wait(t, page, "window.fake && fake.ready()")
+	return page
+}
+
+// waitSender waits until a tab sends. The commands stream is opened by the
+// sending tab only, so the daemon sees it; Bright Pattern's bridge has no
+// stream, and its tab takes the Web Lock at once.
+func (e *bridgeEnv) waitSender(t *testing.T) {
+	t.Helper()
+	if !e.p.stream {
+		return
+	}
+	waitFor(t, "the bridge's commands stream", func() bool { return e.d.m.commands.Connected(e.p.agent) == 1 })
+}
+
+// id returns an interaction id unique to this scenario.
+func (e *bridgeEnv) id(what string) string {
+	return strings.ToUpper(e.p.name) + "-" + what + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
+// key is the idempotency key of the activity of interaction id.
+func (e *bridgeEnv) key(id string) string { return e.p.name + ":" + id + ":log" }
+
+func (e *bridgeEnv) requestsFor(key string) int {
+	n := 0
+	for _, r := range e.crm.Requests() {
+		if r.Header.Get("Idempotency-Key") == key {
+			n++
+		}
+	}
+	return n
+}
+
+// assertOneActivity waits for interaction id's activity and checks that
+// the daemon stored each of the call's events once and delivered one
+// activity, with the CRM object and disposition of the call.
+func (e *bridgeEnv) assertOneActivity(t *testing.T, id string) {
+	t.Helper()
+	key := e.key(id)
+	e.crm.WaitAccepted(t, 30*time.Second, key)
+	var ds []outbox.Delivery
+	waitFor(t, "the delivery to be recorded", func() bool {
+		ds, _ = e.d.m.DB.List(context.Background(), outbox.Filter{})
+		return len(ds) > 0 && ds[0].State == outbox.StateDelivered
+	})
+	n := 0
+	for _, d := range ds {
+		if d.Key == key {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d deliveries for %s, want 1: %+v", n, key, ds)
+	}
+	// Events after the one that completes the interaction (WWE's REMOVED)
+	// may still be on their way.
+	var types []string
+	waitFor(t, "every event of the call", func() bool {
+		evs, err := e.d.m.DB.Events(context.Background(), outbox.EventFilter{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = types[:0]
+		for _, ev := range evs {
+			if strings.Contains(ev.Key, id) {
+				types = append(types, ev.Type)
+			}
+		}
+		return len(types) >= e.p.events
+	})
+	if len(types) != e.p.events {
+		t.Errorf("stored %d events of %s (%v), want %d", len(types), id, types, e.p.events)
+	}
+	var act struct {
+		Fields map[string]any `json:"fields"`
+	}
+	if err := json.Unmarshal(e.crm.Accepted()[key], &act); err != nil {
+		t.Fatal(err)
+	}
+	if act.Fields["WhoId"] != e.p.who || act.Fields["Disposition"] != e.p.disposition || act.Fields["Agent"] == nil {
+		t.Errorf("activity fields = %v, want WhoId %v, Disposition %q and an agent", act.Fields, e.p.who, e.p.disposition)
+	}
+	if n := e.requestsFor(key); n != 1 {
+		t.Errorf("the CRM got %d requests for %s, want 1", n, key)
+	}
+}
+
+const queueLenJS = "Object.keys(localStorage).filter((k) => k.startsWith('ctibridge:')).length"
+
+func (e *bridgeEnv) waitQueued(t *testing.T, page string, n int) {
+	t.Helper()
+	e.br.wait(t, page, fmt.Sprintf("%s >= %d", queueLenJS, n))
+}
+
+func (e *bridgeEnv) waitQueueEmpty(t *testing.T, page string) {
+	t.Helper()
+	e.br.wait(t, page, queueLenJS+" === 0")
+}
+
+// dial posts body to /v1/dial as a CRM page would.
+func (e *bridgeEnv) dial(t *testing.T, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+e.d.addr+"/v1/dial", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+bridgeTokens[e.p.name])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("POST /v1/dial: body is not JSON: %v", err)
+	}
+	return resp.StatusCode, out
+}
+
+// restartable is a daemon that a test stops and starts again on the same
+// address and store, as an admin restarting it would.
+type restartable struct {
+	cfg  Config
+	m    *Main
+	addr string
+}
+
+func (d *restartable) start(t *testing.T) {
+	t.Helper()
+	if d.m != nil {
+		t.Fatal("daemon already running")
+	}
+	cfg := d.cfg
+	if d.addr != "" {
+		cfg.Server.Listen = d.addr
+	}
+	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := m.Open(); err != nil {
+		m.Close(context.Background())
+		t.Fatal(err)
+	}
+	d.m, d.addr = m, m.Addr()
+}
+
+func (d *restartable) stop(t *testing.T) {
+	t.Helper()
+	if d.m == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := d.m.Close(ctx); err != nil {
+		t.Errorf("closing the daemon: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("closing the daemon took %v: a commands stream held it up", took)
+	}
+	d.m = nil
+}
+
+// pageServer serves the test pages: a stand-in SDK and the bridge's script
+// tag, from an origin other than the daemon's.
+type pageServer struct {
+	*httptest.Server
+}
+
+var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>agent desktop ({{.Platform}})</title>
+<script src="/fakes/{{.Platform}}.js"></script>
+<script src="{{.Daemon}}/bridge/{{.Platform}}.js" data-token="{{.Token}}" data-agent="{{.Agent}}" data-max-backoff="1"{{with .Queue}} data-queue-size="{{.}}"{{end}} data-debug></script>
+</head><body>agent desktop</body></html>
+`))
+
+func newPageServer(t *testing.T) *pageServer {
+	mux := http.NewServeMux()
+	mux.Handle("GET /fakes/", http.StripPrefix("/fakes/", http.FileServer(http.Dir("../../connector/bridge/testdata/fakes"))))
+	mux.HandleFunc("GET /page/{platform}", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		err := pageTemplate.Execute(w, map[string]string{"Platform": r.PathValue("platform"),
+			"Daemon": q.Get("daemon"), "Token": q.Get("token"), "Agent": q.Get("agent"), "Queue": q.Get("queue")})
+		if err != nil {
+			t.Errorf("page template: %v", err)
+		}
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return &pageServer{s}
+}
+
+// browser is one headless Chromium behind the Node driver
+// (connector/bridge/testdata/driver.mjs).
+type browser struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr *syncBuffer
+	tmp    string
+
+	mu      sync.Mutex
+	next    int
+	waiting map[int]chan driverReply
+	exited  chan struct{}
+}
+
+type driverReply struct {
+	ID     int             `json:"id"`
+	OK     bool            `json:"ok"`
+	Result json.RawMessage `json:"result"`
+	Error  string          `json:"error"`
+}
+
+// browserTimeLimit bounds the whole browser run; the driver stops itself
+// at the same limit.
+const browserTimeLimit = 150 * time.Second
+
+// startBrowser starts the driver and its Chromium, or skips the test when
+// either is missing (fails in CI, where that is a broken setup).
+func startBrowser(t *testing.T) *browser {
+	t.Helper()
+	chromium := "/usr/bin/chromium"
+	if _, err := os.Stat(chromium); err != nil {
+		skipOrFail(t, "Debian chromium is not installed (apt-get install chromium): %v", err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		skipOrFail(t, "node not found on PATH: %v", err)
+	}
+	modules, err := filepath.Abs("../../.ci/node/node_modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(modules, "playwright-core", "package.json")); err != nil {
+		skipOrFail(t, "playwright-core is not installed (run npm ci --prefix .ci/node): %v", err)
+	}
+
+	// Chromium's profile goes to the test's own directory (playwright makes
+	// a fresh --user-data-dir under TMPDIR), so it is removed whatever
+	// happens, and the cleanup can find the browser's processes by it.
+	tmp := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), browserTimeLimit+10*time.Second)
+	cmd := exec.CommandContext(ctx, node, "../../connector/bridge/testdata/driver.mjs", modules, chromium,
+		strconv.Itoa(int(browserTimeLimit/time.Second)))
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	b := &browser{cmd: cmd, stderr: &syncBuffer{}, tmp: tmp, waiting: map[int]chan driverReply{}, exited: make(chan struct{})}
+	cmd.Stderr = b.stderr
+	b.stdin, err = cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan driverReply, 1) // the driver's first line
+	b.waiting[0] = started
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			var r driverReply
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				continue
+			}
+			b.mu.Lock()
+			ch := b.waiting[r.ID]
+			delete(b.waiting, r.ID)
+			b.mu.Unlock()
+			if ch != nil {
+				ch <- r
+			}
+		}
+		waited <- cmd.Wait()
+		close(b.exited)
+	}()
+	t.Cleanup(func() {
+		defer cancel()
+		b.stdin.Close() // the driver closes the browser and exits
+		select {
+		case err := <-waited:
+			if err != nil && !t.Failed() {
+				t.Logf("driver: %v\n%s", err, b.stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			cancel() // SIGTERM, then SIGKILL after WaitDelay
+			<-waited
+		}
+		killLeftovers(t, tmp)
+	})
+	select {
+	case r := <-started:
+		t.Logf("Chromium %s via playwright-core", r.Result)
+	case <-b.exited:
+		t.Fatalf("the browser driver exited: %s", b.stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the browser did not start within 60 s: %s", b.stderr.String())
+	}
+	return b
+}
+
+// do runs one driver op and returns its result, failing t on error.
+func (b *browser) do(t *testing.T, op map[string]any) json.RawMessage {
+	t.Helper()
+	r, err := b.send(op, 30*time.Second)
+	if err != nil {
+		t.Fatalf("browser %v %v: %v", op["op"], op["page"], err)
+	}
+	return r
+}
+
+// tryDo runs one driver op, ignoring failure: for cleanups.
+func (b *browser) tryDo(op map[string]any) json.RawMessage {
+	r, _ := b.send(op, 10*time.Second)
+	return r
+}
+
+func (b *browser) eval(t *testing.T, page, js string) json.RawMessage {
+	t.Helper()
+	return b.do(t, map[string]any{"op": "eval", "page": page, "js": js})
+}
+
+// wait waits until js is true in page, for at most 20 seconds.
+func (b *browser) wait(t *testing.T, page, js string) {
+	t.Helper()
+	b.do(t, map[string]any{"op": "wait", "page": page, "js": js, "timeout": 20000})
+}
+
+func (b *browser) send(op map[string]any, timeout time.Duration) (json.RawMessage, error) {
+	ch := make(chan driverReply, 1)
+	b.mu.Lock()
+	b.next++
+	id := b.next
+	b.waiting[id] = ch
+	op["id"] = id
+	line, err := json.Marshal(op)
+	if err == nil {
+		_, err = b.stdin.Write(append(line, '\n'))
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		if !r.OK {
+			return nil, errors.New(r.Error)
+		}
+		return r.Result, nil
+	case <-b.exited:
+		return nil, fmt.Errorf("the driver exited: %s", b.stderr.String())
+	case <-time.After(timeout):
+		return nil, fmt.Errorf("no answer within %v", timeout)
+	}
+}
+
+// killLeftovers kills, by pid, any process still running whose command
+// line names dir: a Chromium the driver could not close.
+func killLeftovers(t *testing.T, dir string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
+			continue
+		}
+		t.Logf("killing leftover browser process %d", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+func skipOrFail(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf(format+" (CI is set, so this cannot be skipped)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// commandsConfig returns a daemon config whose sources have the given
+// tokens (none when empty) and allow origin.
+func commandsConfig(t *testing.T, origin string, tokens ...string) Config {
+	t.Helper()
+	var sources strings.Builder
+	for i, name := range []string{"five9", "genesys", "brightpattern"} {
+		fmt.Fprintf(&sources, "\n[sources.%s]\nallowed_origins = [%q]\n", name, origin)
+		if i < len(tokens) {
+			fmt.Fprintf(&sources, "token = %q\n", tokens[i])
+		}
+	}
+	path := writeConfigWith(t, t.TempDir(), bridgeMapping, `
+[targets.crm]
+type = "webhook"
+url = "http://127.0.0.1:1/"
+secret = "${CRM_SECRET}"
+`+sources.String())
+	cfg, err := LoadConfig(path, testEnviron)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// sseStream is an open commands stream, read line by line.
+type sseStream struct {
+	resp  *http.Response
+	lines chan string
+}
+
+func openStream(t *testing.T, url string, header http.Header) *sseStream {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sseStream{resp: resp, lines: make(chan string, 100)}
+	t.Cleanup(func() { resp.Body.Close() })
+	go func() {
+		defer close(s.lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			s.lines <- sc.Text()
+		}
+	}()
+	return s
+}
+
+// next returns the next SSE event (its lines, without the blank line), or
+// fails after timeout; ok is false at the end of the stream.
+func (s *sseStream) next(t *testing.T, timeout time.Duration) (lines []string, ok bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, open := <-s.lines:
+			if !open {
+				return lines, false
+			}
+			if l == "" {
+				return lines, true
+			}
+			lines = append(lines, l)
+		case <-deadline:
+			t.Fatalf("no SSE event within %v (got %q)", timeout, lines)
+		}
+	}
+}
+
+func TestCommands_StreamAndDial(t *testing.T) {
+	const origin = "https://acme.my.salesforce.com"
+	d := &restartable{cfg: commandsConfig(t, origin, "tok-five9", "tok-genesys")}
+	d.start(t)
+	t.Cleanup(func() { d.stop(t) })
+	base := "http://" + d.addr
+
+	for _, tt := range []struct {
+		name   string
+		url    string
+		header http.Header
+		status int
+	}{
+		{"NoToken", "/v1/agents/jdoe/commands", nil, http.StatusUnauthorized},
+		{"WrongToken", "/v1/agents/jdoe/commands?token=nope", nil, http.StatusUnauthorized},
+		{"ForeignOrigin", "/v1/agents/jdoe/commands?token=tok-five9", http.Header{"Origin": {"https://evil.example"}}, http.StatusForbidden},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, base+tt.url, nil)
+		if tt.header != nil {
+			req.Header = tt.header
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s: GET commands = %d, want %d", tt.name, resp.StatusCode, tt.status)
+		}
+	}
+
+	// Any source's token opens the stream: ?token= as EventSource sends
+	// it, or the header.
+	s := openStream(t, base+"/v1/agents/jdoe/commands?token=tok-genesys", http.Header{"Origin": {origin}})
+	h := s.resp.Header
+	if s.resp.StatusCode != 200 || h.Get("Content-Type") != "text/event-stream" || h.Get("Cache-Control") != "no-cache" ||
+		h.Get("Access-Control-Allow-Origin") != origin {
+		t.Fatalf("GET commands = %d %v, want 200, an event stream for %s", s.resp.StatusCode, h, origin)
+	}
+	if lines, _ := s.next(t, 5*time.Second); len(lines) == 0 || lines[0] != "retry: 3000" {
+		t.Fatalf("first event = %q, want the retry interval", lines)
+	}
+	s2 := openStream(t, base+"/v1/agents/jdoe/commands", http.Header{"Authorization": {"Bearer tok-five9"}})
+	s2.next(t, 5*time.Second)
+	waitFor(t, "two streams", func() bool { return d.m.commands.Connected("jdoe") == 2 })
+
+	dial := func(body string, header http.Header) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/dial", strings.NewReader(body))
+		req.Header = header
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	auth := http.Header{"Authorization": {"Bearer tok-five9"}, "Content-Type": {"application/json"}}
+	status, out := dial(`{"agent":"jdoe","to":"+14155550100","object":{"type":"Contact","id":"003X","name":"Maria Lopez"}}`, auth)
+	if status != http.StatusAccepted || out["bridges"] != float64(2) {
+		t.Fatalf("POST /v1/dial = %d %v, want 202 with 2 bridges", status, out)
+	}
+	want := []string{"event: dial", `data: {"to":"+14155550100","object":{"type":"Contact","id":"003X","name":"Maria Lopez"}}`}
+	for _, st := range []*sseStream{s, s2} {
+		if got, _ := st.next(t, 5*time.Second); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("stream got %q, want %q", got, want)
+		}
+	}
+
+	for _, tt := range []struct {
+		name   string
+		body   string
+		header http.Header
+		status int
+		msg    string
+	}{
+		{"NoToken", `{"agent":"jdoe","to":"1"}`, nil, http.StatusUnauthorized, "missing or wrong token"},
+		{"ForeignOrigin", `{"agent":"jdoe","to":"1"}`, http.Header{"Origin": {"https://evil.example"}, "Authorization": {"Bearer tok-five9"}}, http.StatusForbidden, "allowed_origins"},
+		{"Malformed", `{"agent":`, auth, http.StatusBadRequest, "malformed JSON"},
+		{"NoNumber", `{"agent":"jdoe"}`, auth, http.StatusBadRequest, "to: required"},
+		{"NoAgent", `{"to":"+14155550100"}`, auth, http.StatusBadRequest, "agent: required"},
+		{"ObjectWithoutID", `{"agent":"jdoe","to":"1","object":{"type":"Contact"}}`, auth, http.StatusBadRequest, "object: type and id are required"},
+		{"NoBridge", `{"agent":"nobody","to":"+14155550100"}`, auth, http.StatusConflict, `agent "nobody" has no browser bridge connected`},
+	} {
+		status, out := dial(tt.body, tt.header)
+		if msg, _ := out["error"].(string); status != tt.status || !strings.Contains(msg, tt.msg) {
+			t.Errorf("%s: POST /v1/dial = %d %v, want %d with %q", tt.name, status, out, tt.status, tt.msg)
+		}
+	}
+
+	// A CRM page's preflight.
+	for _, tt := range []struct {
+		origin string
+		status int
+	}{{origin, http.StatusNoContent}, {"https://evil.example", http.StatusForbidden}} {
+		req, _ := http.NewRequest(http.MethodOptions, base+"/v1/dial", nil)
+		req.Header.Set("Origin", tt.origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("OPTIONS /v1/dial from %s = %d, want %d", tt.origin, resp.StatusCode, tt.status)
+		}
+		if tt.status == http.StatusNoContent && (resp.Header.Get("Access-Control-Allow-Origin") != origin ||
+			!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization")) {
+			t.Errorf("preflight headers = %v", resp.Header)
+		}
+	}
+
+	// Stopping the daemon ends the streams at once (stop checks the time).
+	d.stop(t)
+	if _, ok := s.next(t, 5*time.Second); ok {
+		t.Error("the stream is still open after the daemon stopped")
+	}
+}
+
+func TestCommands_OpenWithoutTokens(t *testing.T) {
+	d := &restartable{cfg: commandsConfig(t, "https://crm.example")}
+	d.start(t)
+	t.Cleanup(func() { d.stop(t) })
+	s := openStream(t, "http://"+d.addr+"/v1/agents/"+"a%2Fb%20c"+"/commands", nil)
+	if s.resp.StatusCode != 200 {
+		t.Fatalf("GET commands without any source token = %d, want 200", s.resp.StatusCode)
+	}
+	s.next(t, 5*time.Second)
+	if n := d.m.commands.Publish("a/b c", "dial", []byte(`{"to":"1"}`)); n != 1 {
+		t.Fatalf("Publish to an escaped agent id reached %d bridges, want 1", n)
+	}
+	if got, _ := s.next(t, 5*time.Second); len(got) != 2 || got[1] != `data: {"to":"1"}` {
+		t.Errorf("stream got %q", got)
+	}
+}
+
+// TestCommands_StreamOutlivesServerTimeouts runs the stream on a server
+// with short read and write timeouts, as a production server may have: the
+// stream clears them, and heartbeats keep it going.
+func TestCommands_StreamOutlivesServerTimeouts(t *testing.T) {
+	hub := newCommandHub()
+	hub.heartbeat = 50 * time.Millisecond
+	m := &Main{Config: commandsConfig(t, "https://crm.example"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		commands: hub}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/agents/{agent}/commands", m.handleCommands)
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.ReadTimeout = 200 * time.Millisecond
+	srv.Config.WriteTimeout = 200 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	s := openStream(t, srv.URL+"/v1/agents/jdoe/commands", nil)
+	s.next(t, 5*time.Second)
+	pings := 0
+	for start := time.Now(); time.Since(start) < time.Second; {
+		lines, ok := s.next(t, 2*time.Second)
+		if !ok {
+			t.Fatalf("the stream ended after %v, with %d heartbeats", time.Since(start), pings)
+		}
+		if len(lines) == 1 && lines[0] == ": ping" {
+			pings++
+		}
+	}
+	if pings < 5 {
+		t.Errorf("%d heartbeats in a second at a 50ms interval", pings)
+	}
+	if n := hub.Publish("jdoe", "dial", []byte(`{}`)); n != 1 {
+		t.Fatalf("Publish after a second reached %d bridges, want 1", n)
+	}
+	for {
+		lines, _ := s.next(t, 2*time.Second)
+		if len(lines) == 2 && lines[0] == "event: dial" {
+			break
+		}
+	}
+}
+
+// TestCommands_SlowBridgeIsSkipped: a stream that does not take its
+// commands never blocks Publish; what does not fit is not counted.
+func TestCommands_SlowBridgeIsSkipped(t *testing.T) {
+	hub := newCommandHub()
+	_, cancel := hub.subscribe("jdoe")
+	for i := range commandBuffer {
+		if n := hub.Publish("jdoe", "dial", []byte(`{}`)); n != 1 {
+			t.Fatalf("Publish %d reached %d, want 1", i, n)
+		}
+	}
+	if n := hub.Publish("jdoe", "dial", []byte(`{}`)); n != 0 {
+		t.Errorf("Publish to a full stream reached %d, want 0", n)
+	}
+	cancel()
+	if n := hub.Connected("jdoe"); n != 0 {
+		t.Errorf("Connected after cancel = %d", n)
+	}
+	hub.close()
+	if c, _ := hub.subscribe("jdoe"); c != nil {
+		t.Error("subscribe after close succeeded")
+	}
+}
