@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -279,11 +277,7 @@ func (m *Main) handleDialPreflight(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "origin not allowed")
 		return
 	}
-	allowCORS(w, origin)
-	w.Header().Set("Access-Control-Allow-Methods", "POST")
-	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-	w.Header().Set("Access-Control-Max-Age", "600")
-	w.WriteHeader(http.StatusNoContent)
+	allowPreflight(w, origin)
 }
 
 // authorizeCommand applies the platform-independent rule: an allowed
@@ -298,22 +292,17 @@ func (m *Main) authorizeCommand(w http.ResponseWriter, r *http.Request, token st
 		}
 		allowCORS(w, origin)
 	}
-	var tokens []string
+	required, ok := false, false
 	for _, a := range m.Config.sourceAuths() {
 		if a.Token != "" {
-			tokens = append(tokens, a.Token)
+			required = true
+			ok = sameToken(token, a.Token) || ok // no short cut: every token is compared
 		}
 	}
-	if len(tokens) == 0 {
+	if !required {
 		return true
 	}
-	got := sha256.Sum256([]byte(token))
-	ok := 0
-	for _, t := range tokens {
-		want := sha256.Sum256([]byte(t))
-		ok |= subtle.ConstantTimeCompare(got[:], want[:])
-	}
-	if token == "" || ok != 1 {
+	if token == "" || !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ctibridge"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong token: any source's token (sources.*.token) is accepted")
 		return false
