@@ -67,7 +67,7 @@ func functions(e *funcEnv) []*function {
 			doc:     "the phone number in E.164 form (+4930123456), reading national numbers as numbers of region (such as \"DE\"); extensions and numbers that are not valid stay as they are",
 			example: `e164(attached.callback, "DE")`,
 			fn:      e.e164,
-			types:   []any{new(func(string) string), new(func(string, string) string)},
+			types:   []any{new(func(any) any), new(func(any, string) any)},
 			check:   checkRegion,
 		},
 		{
@@ -76,7 +76,7 @@ func functions(e *funcEnv) []*function {
 			doc:     "the time as text in a time zone; layout is \"date\", \"time\", \"datetime\" (the default), \"iso\", or an example of 2006-01-02 15:04:05 written the way you want it",
 			example: `date_in(start, "Europe/Berlin", "02.01.2006 15:04")`,
 			fn:      dateIn,
-			types:   []any{new(func(time.Time, string) string), new(func(time.Time, string, string) string)},
+			types:   []any{new(func(any, string) any), new(func(any, string, string) any)},
 			check:   checkDateIn,
 		},
 		{
@@ -93,7 +93,7 @@ func functions(e *funcEnv) []*function {
 			doc:     "the text cut to at most n characters, suffix (such as \"…\") included when it is cut; never splits a character",
 			example: `truncate(notes, 100, "…")`,
 			fn:      truncate,
-			types:   []any{new(func(string, int) string), new(func(string, int, string) string)},
+			types:   []any{new(func(any, int) any), new(func(any, int, string) any)},
 			check:   checkTruncate,
 		},
 		{
@@ -102,7 +102,7 @@ func functions(e *funcEnv) []*function {
 			doc:     "the text in lower case",
 			example: `lower(agent.email)`,
 			fn:      textFunc("lower", strings.ToLower),
-			types:   []any{new(func(string) string)},
+			types:   []any{new(func(any) any)},
 		},
 		{
 			name:    "upper",
@@ -110,7 +110,7 @@ func functions(e *funcEnv) []*function {
 			doc:     "the text in upper case",
 			example: `upper(direction)`,
 			fn:      textFunc("upper", strings.ToUpper),
-			types:   []any{new(func(string) string)},
+			types:   []any{new(func(any) any)},
 		},
 		{
 			name:    "trim",
@@ -118,7 +118,7 @@ func functions(e *funcEnv) []*function {
 			doc:     "the text without spaces and line breaks at its start and end",
 			example: `trim(attached.reason)`,
 			fn:      textFunc("trim", strings.TrimSpace),
-			types:   []any{new(func(string) string)},
+			types:   []any{new(func(any) any)},
 		},
 		{
 			name:    "join",

@@ -321,3 +321,33 @@ func TestSet_ConcurrentApply(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestFunctions_PassNilThrough: functions documented to pass a missing
+// value through must do so when it comes through an optional chain, as
+// `what?.type` does for an interaction with no "what".
+func TestFunctions_PassNilThrough(t *testing.T) {
+	s := mustLoad(t, `
+[[rule]]
+name = "r"
+target = "crm"
+object = "Task"
+when = 'lower(what?.type) != "case"'
+[rule.fields]
+A = 'lower(what?.type)'
+B = 'upper(what?.name)'
+C = 'trim(what?.id)'
+D = 'truncate(what?.name, 3)'
+E = 'e164(what?.id)'
+F = 'date_in(end, "UTC")'
+`)
+	in := call() // no what, no end
+	got, err := s.Apply(in)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Apply = %v, %v; want one activity with every field nil", got, err)
+	}
+	for _, f := range []string{"A", "B", "C", "D", "E", "F"} {
+		if v, ok := got[0].Fields[f]; !ok || v != nil {
+			t.Errorf("field %s = %#v, want nil", f, v)
+		}
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +22,8 @@ import (
 // The admin API is a second HTTP server, on admin.listen (loopback by
 // default), so that the ingest port can face agents' browsers while the
 // outbox stays reachable only by operators. Every request needs the admin
-// bearer token, and a browser request from another origin is refused, as
-// caddy's admin endpoint does.
+// bearer token (or the mapping editor's session, editor.go), and a browser
+// request from another origin is refused, as caddy's admin endpoint does.
 
 // openAdmin starts the admin API. It listens synchronously, so a port
 // already taken is an error of Open.
@@ -87,7 +86,11 @@ func (m *Main) adminToken() (token, tokenFile string, err error) {
 			m.Logger.Warn("admin token file is readable by other users; chmod 600 it", "token_file", path)
 		}
 		return strings.TrimSpace(string(b)), path, nil
-	case err != nil && !errors.Is(err, os.ErrNotExist):
+	case err == nil: // empty: a crash interrupted its creation
+		if err := os.Remove(path); err != nil {
+			return "", "", fmt.Errorf("admin token: %w", err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
 		return "", "", fmt.Errorf("admin token: %w", err)
 	}
 	raw := make([]byte, 32)
@@ -95,33 +98,21 @@ func (m *Main) adminToken() (token, tokenFile string, err error) {
 		return "", "", fmt.Errorf("admin token: %w", err)
 	}
 	token = hex.EncodeToString(raw)
-	if err := writeFileAtomic(path, []byte(token+"\n")); err != nil {
+	// A new file only (O_EXCL), readable by its owner only. A crash halfway
+	// leaves an empty file, which the next start replaces, or a shorter
+	// token, which still works: nothing needs a rename here.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", "", fmt.Errorf("admin token: %w", err)
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return "", "", fmt.Errorf("admin token: %w", err)
+	}
+	if err := f.Close(); err != nil {
 		return "", "", fmt.Errorf("admin token: %w", err)
 	}
 	return token, path, nil
-}
-
-// writeFileAtomic writes data to path with mode 0600: to a temporary file
-// in the same directory, synced, then renamed over path, so that a crash
-// never leaves a half-written file.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*") // mode 0600
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after a successful rename, there is nothing to remove
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // adminHandler is the admin API: every route, behind the origin and token
@@ -136,19 +127,34 @@ func (m *Main) adminHandler(token string, addr net.Addr) http.Handler {
 	mux.HandleFunc("GET /admin/api/stats", m.handleAdminStats)
 	mux.HandleFunc("GET /admin/api/events", m.handleAdminEvents)
 	mux.HandleFunc("POST /admin/api/events/remap", m.handleAdminRemap)
+	// The mapping editor (editor.go): its API, and its pages below.
+	mux.HandleFunc("GET /admin/api/mappings", m.handleMappings)
+	mux.HandleFunc("POST /admin/api/mappings/check", m.handleMappingCheck)
+	mux.HandleFunc("POST /admin/api/mappings/preview", m.handleMappingPreview)
+	mux.HandleFunc("PUT /admin/api/mappings/{name}", m.handleMappingSave)
+	mux.HandleFunc("GET /admin/api/events/recent", m.handleRecentEvents)
 	sum := sha256.Sum256([]byte(token))
-	return &adminGuard{mux: mux, tokenSum: sum, origins: ownOrigins(addr)}
+	sessions := newEditorSessions(sum, addr, m.Logger)
+	mux.HandleFunc("POST /admin/logout", sessions.handleLogout)
+	return &adminGuard{mux: mux, public: sessions.editorPublic(), tokenSum: sum, origins: ownOrigins(addr), sessions: sessions}
 }
 
 // adminGuard checks every admin request before the mux sees it.
 type adminGuard struct {
 	mux *http.ServeMux
+	// public is what a browser needs before it logs in to the editor: the
+	// login, the static files, and the editor's page, which sends a browser
+	// without a session to the login (editor.go).
+	public *http.ServeMux
 	// tokenSum is the token's SHA-256: comparing fixed-size digests in
 	// constant time leaks neither the token nor its length.
 	tokenSum [sha256.Size]byte
 	// origins are the host:port of the listener's own origins; nil for a
 	// listener on every address, whose own origin is the request's Host.
 	origins map[string]bool
+	// sessions are the editor's browser sessions, which stand for the
+	// token, with a CSRF token for every state-changing request.
+	sessions *editorSessions
 }
 
 func (g *adminGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -159,9 +165,18 @@ func (g *adminGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("origin %q not allowed", origin))
 		return
 	}
+	if _, pattern := g.public.Handler(r); pattern != "" {
+		g.public.ServeHTTP(w, r)
+		return
+	}
+	session, err := g.sessions.check(r)
+	if err != nil {
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	gotSum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-	if !ok || subtle.ConstantTimeCompare(gotSum[:], g.tokenSum[:]) != 1 {
+	if !session && (!ok || subtle.ConstantTimeCompare(gotSum[:], g.tokenSum[:]) != 1) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ctibridge admin"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong admin token (Authorization: Bearer <token>)")
 		return

@@ -92,12 +92,12 @@ func runEvents(ctx context.Context, args []string, stdout io.Writer, environ []s
 
 // eventsList prints stored events, newest first.
 func eventsList(ctx context.Context, args []string, stdout io.Writer, environ []string) error {
-	fs := newFlagSet("events ls", stdout)
+	fs := newFlagSet("events ls")
 	configPath := fs.String("config", "", "TOML config `file` (default: embedded defaults)")
 	failed := fs.Bool("failed", false, "only events whose mapping failed")
 	limit := fs.Int("limit", 100, "at most `n` events")
 	asJSON := fs.Bool("json", false, "print JSON, one array")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags(fs, args, "[--failed] [--limit N] [--json] [--config FILE]", stdout); err != nil {
 		return err
 	}
 	db, err := openExistingOutbox(*configPath, environ)
@@ -129,10 +129,10 @@ func eventsList(ctx context.Context, args []string, stdout io.Writer, environ []
 // mappings. The daemon, if it runs, delivers what they make within a
 // second.
 func eventsRemap(ctx context.Context, args []string, stdout io.Writer, environ []string) error {
-	fs := newFlagSet("events remap", stdout)
+	fs := newFlagSet("events remap")
 	configPath := fs.String("config", "", "TOML config `file` (default: embedded defaults)")
 	failed := fs.Bool("failed", false, "remap every event whose mapping failed (required)")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags(fs, args, "--failed [--config FILE]", stdout); err != nil {
 		return err
 	}
 	if !*failed {

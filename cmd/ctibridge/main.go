@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = runEvents(ctx, rest, stdout, environ)
 	case "mapping":
 		err = runMapping(ctx, rest, stdout, stderr, environ)
+	case "version":
 		fmt.Fprintln(stdout, "ctibridge", version())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -87,10 +88,10 @@ for example CTIBRIDGE_SERVER__LISTEN=127.0.0.1:9090. Every outbox and
 events verb takes --config FILE, and may run while the daemon runs.
 `
 
-// newFlagSet returns a flag set for a subcommand that reports its own
-// errors to w.
-func newFlagSet(name string, w io.Writer) *flag.FlagSet {
+// newFlagSet returns a flag set for a subcommand, for parseFlags: its
+// errors are returned, and its help goes to stdout.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(w)
+	fs.SetOutput(io.Discard)
 	return fs
 }

@@ -53,15 +53,20 @@ func mappingStore(configPath, dir string, environ []string) (*mapping.Store, err
 
 // mappingCheck loads a mapping directory and lists every problem.
 func mappingCheck(args []string, stdout, stderr io.Writer, environ []string) error {
-	fs := newFlagSet("mapping check", stderr)
+	fs := newFlagSet("mapping check")
 	configPath := mappingFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseFlags(fs, args, "[DIR] [--config FILE]", stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 1 {
+	if len(pos) > 1 {
 		return errors.New("mapping check: one directory at most")
 	}
-	s, err := mappingStore(*configPath, fs.Arg(0), environ)
+	dir := ""
+	if len(pos) == 1 {
+		dir = pos[0]
+	}
+	s, err := mappingStore(*configPath, dir, environ)
 	if err != nil {
 		return err
 	}
@@ -82,12 +87,12 @@ func mappingCheck(args []string, stdout, stderr io.Writer, environ []string) err
 // a platform posts them) and prints what each rule makes of the interaction
 // it completes, or why a rule did not match. Nothing is stored or sent.
 func mappingPreview(args []string, stdout, stderr io.Writer, environ []string) error {
-	fs := newFlagSet("mapping preview", stderr)
+	fs := newFlagSet("mapping preview")
 	configPath := mappingFlags(fs)
 	dir := fs.String("dir", "", "mapping `directory` (default: the config's mapping.dir)")
 	eventPath := fs.String("event", "", "event `file`: one JSON event, or one per line for a sequence (required)")
 	platform := fs.String("platform", "", "the event's `platform`: brightpattern, five9 or genesys (default: guessed)")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags(fs, args, "--event FILE [--platform P] [--dir DIR] [--config FILE]", stdout); err != nil {
 		return err
 	}
 	if *eventPath == "" {

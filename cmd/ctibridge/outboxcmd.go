@@ -45,8 +45,7 @@ func runOutbox(ctx context.Context, args []string, stdout io.Writer, environ []s
 // outboxFlags returns the flag set of `outbox VERB`, with the --config flag
 // every verb takes.
 func outboxFlags(verb string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("outbox "+verb, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // parse errors are returned; -h is printed by parseFlags
+	fs := newFlagSet("outbox " + verb)
 	return fs, fs.String("config", "", "TOML config `file` (default: embedded defaults)")
 }
 
@@ -372,10 +371,12 @@ func oneLine(s string, n int) string {
 	return s
 }
 
-// printJSON writes v as indented JSON.
+// printJSON writes v as indented JSON, leaving <, > and & as they are
+// for people to read.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

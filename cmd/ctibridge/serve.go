@@ -29,9 +29,9 @@ var defaultMapping []byte
 
 // runServe runs the daemon until ctx ends.
 func runServe(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
-	fs := newFlagSet("serve", stderr)
+	fs := newFlagSet("serve")
 	configPath := fs.String("config", "", "TOML config `file` (default: embedded defaults)")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags(fs, args, "[--config FILE]", stderr); err != nil {
 		return err
 	}
 	cfg, err := LoadConfig(*configPath, environ)
