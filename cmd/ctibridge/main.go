@@ -44,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = runEvents(ctx, rest, stdout, environ)
 	case "mapping":
 		err = runMapping(ctx, rest, stdout, stderr, environ)
+	case "bench":
+		err = runBench(ctx, rest, stdout, stderr, environ)
 	case "version":
 		fmt.Fprintln(stdout, "ctibridge", version())
 	case "help", "-h", "--help":
@@ -82,6 +84,7 @@ Usage:
                                     stored events; --failed: mapping failed
   ctibridge events remap --failed   map failed events again after a fix
   ctibridge version                 print the version
+  ctibridge bench [flags]           benchmark a child daemon against a fake CRM
 
 Environment variables CTIBRIDGE_SECTION__KEY override the config file,
 for example CTIBRIDGE_SERVER__LISTEN=127.0.0.1:9090. Every outbox and

@@ -72,3 +72,18 @@ func TestMappingFields(t *testing.T) {
 		}
 	}
 }
+
+// TestRun_Commands checks that every command the usage names is
+// dispatched: a verb lost from run() is an "unknown command".
+func TestRun_Commands(t *testing.T) {
+	code, out, _ := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "ctibridge ") {
+		t.Errorf("version = %d %q", code, out)
+	}
+	for _, args := range [][]string{{"serve", "--help"}, {"outbox", "ls", "--help"}, {"events", "ls", "--help"},
+		{"mapping", "check", "--help"}, {"bench", "--help"}} {
+		if _, _, errOut := runCLI(t, args...); strings.Contains(errOut, "unknown command") {
+			t.Errorf("%v: %s", args, errOut)
+		}
+	}
+}

@@ -319,6 +319,7 @@
       f.problems = [];
       f.checked = text;
       renderStatus(data.status);
+      refreshFailed();
       setSaveMsg(`Saved ${f.name} at ${at}: ${count(data.status.rules, 'rule')} in use from now on.`, 'ok');
       setCheckState('✓ saved', 'ok');
     } else if (status === 422) {
@@ -457,6 +458,31 @@
     }
   });
 
+  // --- events whose mapping failed -------------------------------------
+
+  // refreshFailed shows how many stored events failed their mapping; once
+  // the mapping is fixed, one click maps them again.
+  async function refreshFailed() {
+    const { status, data } = await api('GET', '/admin/api/stats');
+    const n = status === 200 ? data.mappingFailed : 0;
+    $('failed').textContent = count(n, 'event') + ' failed mapping';
+    $('failed').hidden = $('remap').hidden = !n;
+  }
+
+  $('remap').addEventListener('click', async () => {
+    $('remap').disabled = true;
+    const { status, data } = await api('POST', '/admin/api/events/remap');
+    $('remap').disabled = false;
+    if (status !== 200) {
+      banner(data.error || `Remapping failed (${status}).`, true);
+      return;
+    }
+    banner(`Remapped ${count(data.remapped, 'event')} into ${data.activities} ${data.activities === 1 ? 'activity' : 'activities'}` +
+      (data.stillFailing ? `; ${count(data.stillFailing, 'event')} still fail: see ctibridge events ls --failed.` : '.'),
+      data.stillFailing > 0);
+    refreshFailed();
+  });
+
   async function load() {
     const { status, data } = await api('GET', '/admin/api/mappings');
     if (status !== 200) {
@@ -479,7 +505,7 @@
     const first = data.files[0];
     if (first) openFile(first.name);
     else setSaveMsg(`There are no mapping files in ${data.dir} yet: add one with “+ New file”.`, '');
-    await loadEvents();
+    await Promise.all([loadEvents(), refreshFailed()]);
     document.body.dataset.ready = '1';
   }
   load();
