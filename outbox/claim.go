@@ -26,18 +26,9 @@ type Message struct {
 // can never take the same row.
 func (db *DB) Claim(ctx context.Context, target string, n int, now time.Time, lease time.Duration) ([]Message, error) {
 	var msgs []Message
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.writeLazy(ctx, func(tx *sql.Tx) error {
 		msgs = msgs[:0]
-		rows, err := tx.QueryContext(ctx, `
-			UPDATE deliveries
-			SET state = 'running', attempts = attempts + 1, lease_until = ?
-			WHERE id IN (
-				SELECT id FROM deliveries
-				WHERE target = ? AND state IN ('pending', 'retrying') AND next_attempt_at <= ?
-				ORDER BY next_attempt_at, id
-				LIMIT ?)
-			RETURNING id, target, idem_key, payload, attempts, created_at`,
-			ms(now.Add(lease)), target, ms(now), n)
+		rows, err := db.stmt(ctx, tx, sqlClaim).QueryContext(ctx, ms(now.Add(lease)), target, ms(now), n)
 		if err != nil {
 			return err
 		}
@@ -98,34 +89,27 @@ const MaxErrorText = 4 << 10
 // recorded but the state is left to whoever owns it now.
 func (db *DB) Record(ctx context.Context, m Message, a Attempt, now time.Time) error {
 	errText := truncate(a.Error, MaxErrorText)
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.writeLazy(ctx, func(tx *sql.Tx) error {
 		_, err := db.stmt(ctx, tx, sqlInsertAttempt).ExecContext(ctx,
 			m.ID, m.Attempt, ms(a.StartedAt), a.Latency.Milliseconds(), nullInt(a.Status), a.Outcome,
 			nullString(a.Class), nullString(errText), nullString(truncate(a.ResponseBody, MaxErrorText)))
 		if err != nil {
 			return fmt.Errorf("record attempt %d of delivery %d: %w", m.Attempt, m.ID, err)
 		}
-		var q string
-		var args []any
 		switch a.Outcome {
 		case OutcomeDelivered:
-			q = `UPDATE deliveries SET state = 'delivered', lease_until = NULL, finished_at = ?,
-				last_status = ?, last_error = NULL`
-			args = []any{ms(now), nullInt(a.Status)}
+			_, err = db.stmt(ctx, tx, sqlRecordDelivered).ExecContext(ctx,
+				ms(now), nullInt(a.Status), m.ID, m.Attempt)
 		case OutcomeRetry:
-			q = `UPDATE deliveries SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,
-				last_status = ?, last_error = ?`
-			args = []any{ms(a.NextAttemptAt), nullInt(a.Status), errText}
+			_, err = db.stmt(ctx, tx, sqlRecordRetry).ExecContext(ctx,
+				ms(a.NextAttemptAt), nullInt(a.Status), errText, m.ID, m.Attempt)
 		case OutcomeDead:
-			q = `UPDATE deliveries SET state = 'dead', lease_until = NULL, finished_at = ?,
-				last_status = ?, last_error = ?`
-			args = []any{ms(now), nullInt(a.Status), errText}
+			_, err = db.stmt(ctx, tx, sqlRecordDead).ExecContext(ctx,
+				ms(now), nullInt(a.Status), errText, m.ID, m.Attempt)
 		default:
 			return fmt.Errorf("record delivery %d: unknown outcome %q", m.ID, a.Outcome)
 		}
-		q += ` WHERE id = ? AND state = 'running' AND attempts = ?`
-		args = append(args, m.ID, m.Attempt)
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		if err != nil {
 			return fmt.Errorf("record delivery %d: %w", m.ID, err)
 		}
 		return nil
@@ -143,7 +127,7 @@ func (db *DB) Rescue(ctx context.Context, now time.Time) (int, error) {
 // leaseBefore to retrying, due at now.
 func (db *DB) rescue(ctx context.Context, leaseBefore, now time.Time) (int, error) {
 	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.writeLazy(ctx, func(tx *sql.Tx) error {
 		r, err := tx.ExecContext(ctx, `
 			UPDATE deliveries
 			SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,

@@ -46,6 +46,7 @@ type DB struct {
 	writerDone chan struct{}
 	commits    atomic.Int64 // transactions committed by the writer
 	stmts      map[string]*sql.Stmt
+	lazySync   bool // the writer connection is at synchronous=NORMAL
 }
 
 // NewDB returns a DB for the file at path. Call Open before use.

@@ -32,13 +32,39 @@ const (
 		INSERT INTO attempts (delivery_id, attempt, started_at, latency_ms, status, outcome,
 			error_class, error, response_body)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlClaim = `
+		UPDATE deliveries
+		SET state = 'running', attempts = attempts + 1, lease_until = ?
+		WHERE id IN (
+			SELECT id FROM deliveries
+			WHERE target = ? AND state IN ('pending', 'retrying') AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, id
+			LIMIT ?)
+		RETURNING id, target, idem_key, payload, attempts, created_at`
+	// The record statements move a delivery on only while it is still
+	// running under the claim that made the attempt.
+	sqlRecordDelivered = `
+		UPDATE deliveries SET state = 'delivered', lease_until = NULL, finished_at = ?,
+			last_status = ?, last_error = NULL
+		WHERE id = ? AND state = 'running' AND attempts = ?`
+	sqlRecordRetry = `
+		UPDATE deliveries SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,
+			last_status = ?, last_error = ?
+		WHERE id = ? AND state = 'running' AND attempts = ?`
+	sqlRecordDead = `
+		UPDATE deliveries SET state = 'dead', lease_until = NULL, finished_at = ?,
+			last_status = ?, last_error = ?
+		WHERE id = ? AND state = 'running' AND attempts = ?`
+	sqlSyncFull   = `PRAGMA synchronous = FULL`
+	sqlSyncNormal = `PRAGMA synchronous = NORMAL`
 )
 
 // prepare prepares the hot statements on the writer connection. It runs
 // before the writer goroutine starts, while the connection is free.
 func (db *DB) prepare() error {
 	db.stmts = map[string]*sql.Stmt{}
-	for _, q := range []string{sqlSavepoint, sqlRelease, sqlRollbackTo, sqlInsertEvent, sqlInsertDelivery, sqlInsertAttempt} {
+	for _, q := range []string{sqlSavepoint, sqlRelease, sqlRollbackTo, sqlInsertEvent, sqlInsertDelivery,
+		sqlInsertAttempt, sqlClaim, sqlRecordDelivered, sqlRecordRetry, sqlRecordDead, sqlSyncFull, sqlSyncNormal} {
 		st, err := db.wconn.Prepare(q)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)
@@ -57,6 +83,8 @@ func (db *DB) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
 type writeReq struct {
 	ctx context.Context
 	fn  func(*sql.Tx) error
+	// lazy writes may commit without an fsync (see writeLazy).
+	lazy bool
 	// bare, instead of fn, runs outside any transaction, for statements
 	// that cannot run inside one (wal_checkpoint).
 	bare func(*sql.DB) error
@@ -75,6 +103,16 @@ type writeReq struct {
 // back alone and never spoils the others in its batch.
 func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	return db.queue(ctx, &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})})
+}
+
+// writeLazy is write for the dispatcher's bookkeeping (claims, attempt
+// records, rescues). A batch of only such writes commits with
+// synchronous=NORMAL: it survives a crash of the process, and a power or
+// OS failure can lose only its last commits, whose deliveries are then
+// sent again under the same idempotency key. A batch with any other write
+// commits with synchronous=FULL, so an acknowledged event is always on disk.
+func (db *DB) writeLazy(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.queue(ctx, &writeReq{ctx: ctx, fn: fn, lazy: true, done: make(chan struct{})})
 }
 
 // writeBare runs fn on the writer connection outside a transaction, between
@@ -147,6 +185,22 @@ func (db *DB) commit(batch []*writeReq) {
 			}
 			close(r.done)
 		}
+	}
+	lazy := true
+	for _, r := range batch {
+		lazy = lazy && r.lazy
+	}
+	// synchronous may only change outside a transaction.
+	if lazy != db.lazySync {
+		q := sqlSyncFull
+		if lazy {
+			q = sqlSyncNormal
+		}
+		if _, err := db.stmts[q].Exec(); err != nil {
+			finish(fmt.Errorf("set synchronous: %w", err))
+			return
+		}
+		db.lazySync = lazy
 	}
 	// The transaction must not die with any one caller's context.
 	ctx := context.Background()

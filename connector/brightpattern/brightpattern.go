@@ -54,14 +54,14 @@ type Decoder struct {
 // Bright Pattern sends the whole interaction in one event, so Decode keeps no
 // state and never calls state.
 func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event, error) {
-	top, err := parseBody(body)
+	top, err := connector.ParseObject(body)
 	if err != nil {
 		return connector.Event{}, err
 	}
 	var r reader
-	name := r.str(top, "event")
-	if r.err != nil {
-		return connector.Event{}, r.err
+	name := r.Str(top, "event")
+	if r.Err() != nil {
+		return connector.Event{}, r.Err()
 	}
 	switch name {
 	case EventSaveActivityRecord, EventInteractionEnd:
@@ -69,26 +69,22 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 		return connector.Event{}, connector.BadPayload("event", "required")
 	default:
 		return connector.Event{}, fmt.Errorf("%w %q: known events are %s and %s",
-			connector.ErrUnknownEvent, clip(name), EventSaveActivityRecord, EventInteractionEnd)
+			connector.ErrUnknownEvent, connector.Clip(name), EventSaveActivityRecord, EventInteractionEnd)
 	}
-	agentID := r.str(top, "agentId")
+	agentID := r.Str(top, "agentId")
 	// receivedAt is only checked: the platform's own start and end times are
 	// what the activity records, but a malformed stamp means a broken bridge.
-	if at := r.str(top, "receivedAt"); at != "" && r.err == nil {
+	if at := r.Str(top, "receivedAt"); at != "" {
 		if _, err := time.Parse(time.RFC3339, at); err != nil {
-			r.fail(connector.BadPayload("receivedAt", "want an RFC 3339 time, got %q", clip(at)))
+			r.Fail(connector.BadPayload("receivedAt", "want an RFC 3339 time, got %q", connector.Clip(at)))
 		}
 	}
-	if r.err != nil {
-		return connector.Event{}, r.err
+	data, ok := r.Obj(top, "data")
+	if r.Err() != nil {
+		return connector.Event{}, r.Err()
 	}
-	raw := top.get("data")
-	if raw == nil {
+	if !ok {
 		return connector.Event{}, connector.BadPayload("data", "required")
-	}
-	data, err := parseObject("data", raw)
-	if err != nil {
-		return connector.Event{}, err
 	}
 	in, err := normalize(data, agentID)
 	if err != nil {
@@ -104,46 +100,46 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 // normalize maps InteractionData onto the normalized Interaction (DESIGN.md
 // section 3). agentID is the bridge's top-level agentId, which wins over
 // data.agentId because the bridge reads it from the logged-in session.
-func normalize(data object, agentID string) (*connector.Interaction, error) {
+func normalize(data connector.Object, agentID string) (*connector.Interaction, error) {
 	var r reader
-	in := &connector.Interaction{Platform: Platform, Raw: data.raw}
+	in := &connector.Interaction{Platform: Platform, Raw: data.Raw()}
 
-	in.ID = r.str(data, "interactionId")
-	if in.ID == "" && r.err == nil {
+	in.ID = r.Str(data, "interactionId")
+	if in.ID == "" && r.Err() == nil {
 		return nil, connector.BadPayload("data.interactionId", "required")
 	}
-	if data.get("type") == nil && r.err == nil {
+	if data.Get("type") == nil && r.Err() == nil {
 		return nil, connector.BadPayload("data.type", "required")
 	}
-	in.Channel = oneOf(r.str(data, "type"), connector.ChannelOther,
+	in.Channel = oneOf(r.Str(data, "type"), connector.ChannelOther,
 		connector.ChannelVoice, connector.ChannelChat, connector.ChannelEmail)
-	in.Direction = oneOf(r.str(data, "callDirection"), connector.DirectionUnknown,
+	in.Direction = oneOf(r.Str(data, "callDirection"), connector.DirectionUnknown,
 		connector.DirectionInbound, connector.DirectionOutbound)
-	in.GlobalID = r.str(data, "globalInteractionId")
+	in.GlobalID = r.Str(data, "globalInteractionId")
 
-	in.ANI = r.str(data, "ANI")
-	in.DNIS = r.str(data, "DNIS")
-	in.Phone = r.str(data, "phoneNumber")
-	in.Email = r.str(data, "email")
+	in.ANI = r.Str(data, "ANI")
+	in.DNIS = r.Str(data, "DNIS")
+	in.Phone = r.Str(data, "phoneNumber")
+	in.Email = r.Str(data, "email")
 
-	in.Agent.ID = r.str(data, "agentId")
+	in.Agent.ID = r.Str(data, "agentId")
 	if agentID != "" {
 		in.Agent.ID = agentID
 	}
-	in.Queue = r.str(data, "service")
+	in.Queue = r.Str(data, "service")
 
 	in.Start = r.time(data, "startTime")
 	in.End = r.time(data, "endTime")
 	in.Duration = r.duration(data, in.Start, in.End)
 
-	if name := r.str(data, "disposition"); name != "" {
+	if name := r.Str(data, "disposition"); name != "" {
 		in.Disposition = &connector.Disposition{Name: name}
 	}
-	in.Subject = r.str(data, "subject")
-	in.Notes = r.str(data, "description")
-	in.RecordingURL = r.str(data, "recordingUrl")
+	in.Subject = r.Str(data, "subject")
+	in.Notes = r.Str(data, "description")
+	in.RecordingURL = r.Str(data, "recordingUrl")
 	if in.RecordingURL == "" {
-		in.RecordingURL = r.str(data, "playbackUrl")
+		in.RecordingURL = r.Str(data, "playbackUrl")
 	}
 
 	in.Attached = r.attached(data, "attachedData")
@@ -151,8 +147,8 @@ func normalize(data object, agentID string) (*connector.Interaction, error) {
 	in.Objects = r.crmObjects(data, "associatedObjects")
 	in.Who, in.What = whoWhat(in.Objects)
 
-	if r.err != nil {
-		return nil, r.err
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	return in, nil
 }
@@ -184,8 +180,8 @@ const (
 // time reads an epoch time in seconds or milliseconds. Zero counts as unset:
 // it is what an uninitialised JavaScript number serializes to, never a real
 // interaction time.
-func (r *reader) time(o object, name string) *time.Time {
-	v, ok := r.num(o, name)
+func (r *reader) time(o connector.Object, name string) *time.Time {
+	v, ok := r.Num(o, name)
 	if !ok || v == 0 {
 		return nil
 	}
@@ -194,7 +190,7 @@ func (r *reader) time(o object, name string) *time.Time {
 		ms = v * 1000
 	}
 	if ms < 0 || ms > maxMillis {
-		r.fail(connector.BadPayload(o.at(name), "%v is out of range for an epoch time", v))
+		r.Fail(connector.BadPayload(o.At(name), "%v is out of range for an epoch time", v))
 		return nil
 	}
 	t := time.UnixMilli(int64(math.Round(ms))).UTC()
@@ -203,10 +199,10 @@ func (r *reader) time(o object, name string) *time.Time {
 
 // duration reads the duration in seconds, falling back to end minus start
 // when it is absent or negative, and is never negative.
-func (r *reader) duration(o object, start, end *time.Time) int {
-	v, ok := r.num(o, "duration")
+func (r *reader) duration(o connector.Object, start, end *time.Time) int {
+	v, ok := r.Num(o, "duration")
 	if ok && v > maxDuration {
-		r.fail(connector.BadPayload(o.at("duration"), "%v seconds is out of range", v))
+		r.Fail(connector.BadPayload(o.At("duration"), "%v seconds is out of range", v))
 		return 0
 	}
 	if ok && v >= 0 {
@@ -220,21 +216,13 @@ func (r *reader) duration(o object, start, end *time.Time) int {
 
 // parties reads callParties; their id is the platform's leg id, which no CRM
 // field needs, so it is not kept.
-func (r *reader) parties(o object, name string) []connector.Party {
+func (r *reader) parties(o connector.Object, name string) []connector.Party {
 	var out []connector.Party
-	for i, raw := range r.list(o, name) {
-		if kind(raw) == "null" {
-			continue
-		}
-		p, err := parseObject(fmt.Sprintf("%s[%d]", o.at(name), i), raw)
-		if err != nil {
-			r.fail(err)
-			return nil
-		}
+	for p := range r.Objects(o, name) {
 		out = append(out, connector.Party{
-			Name:   r.str(p, "name"),
-			Phone:  r.str(p, "phone"),
-			UserID: r.str(p, "userId"),
+			Name:   r.Str(p, "name"),
+			Phone:  r.Str(p, "phone"),
+			UserID: r.Str(p, "userId"),
 		})
 	}
 	return out
@@ -254,14 +242,4 @@ func whoWhat(objs []connector.CRMObject) (who, what *connector.CRMObject) {
 		}
 	}
 	return who, what
-}
-
-// clip shortens a caller-supplied string quoted in an error, so that a huge
-// bogus value does not come back whole in the response.
-func clip(s string) string {
-	const limit = 64
-	if len(s) <= limit {
-		return s
-	}
-	return strings.ToValidUTF8(s[:limit], "") + "…"
 }

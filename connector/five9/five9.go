@@ -151,14 +151,14 @@ type Decoder struct{}
 // returns in Event.StateKey, and not at all for a malformed one. A nil state
 // counts as "no snapshot".
 func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event, error) {
-	top, err := readBody(body)
+	top, err := connector.ParseObject(body)
 	if err != nil {
 		return connector.Event{}, err
 	}
-	var w walker
-	name := w.str(top.get("event"))
-	if w.err != nil {
-		return connector.Event{}, w.err
+	var r reader
+	name := r.Str(top, "event")
+	if r.Err() != nil {
+		return connector.Event{}, r.Err()
 	}
 	spec, ok := eventSpecs[name]
 	if name == "" {
@@ -166,10 +166,10 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 	}
 	if !ok {
 		return connector.Event{}, fmt.Errorf("%w %q: known events are %s",
-			connector.ErrUnknownEvent, clip(name), strings.Join(knownEvents, ", "))
+			connector.ErrUnknownEvent, connector.Clip(name), strings.Join(knownEvents, ", "))
 	}
 
-	ev, err := read(&w, top, name, spec)
+	ev, err := read(&r, top, name, spec)
 	if err != nil {
 		return connector.Event{}, err
 	}
@@ -216,40 +216,39 @@ type event struct {
 
 // read decodes everything an event carries, before any state is loaded, so
 // that a bad payload never takes the interaction's lock.
-func read(w *walker, top fields, name string, spec eventSpec) (*event, error) {
+func read(r *reader, top connector.Object, name string, spec eventSpec) (*event, error) {
 	ev := &event{family: spec.family}
-	ev.receivedAt = w.stamp(top.get("receivedAt"))
+	ev.receivedAt = r.stamp(top, "receivedAt")
 
-	meta, _ := w.object(top.get("metadata"))
-	agentID := w.ident(meta.get("agentId"))
-	tenantID := w.ident(meta.get("tenantId"))
+	meta, _ := r.Obj(top, "metadata")
+	agentID := r.ident(meta, "agentId")
+	tenantID := r.ident(meta, "tenantId")
 
-	paramsNode := top.get("params")
-	if !paramsNode.set() && w.err == nil {
+	if top.Get("params") == nil && r.Err() == nil {
 		return nil, connector.BadPayload("params", "required")
 	}
-	params, _ := w.object(paramsNode)
+	params, _ := r.Obj(top, "params")
 
 	if ev.family == "" {
 		// objectSelected names its interaction's type; without it the
 		// family is unknown and the snapshot keeps its own.
-		ev.family = family(w.str(params.get("interactionType")))
+		ev.family = family(r.Str(params, "interactionType"))
 	}
-	data, logData := containers(w, params, ev.family, spec.family == "")
+	data, logData := containers(r, params, ev.family, spec.family == "")
 
-	idNode := data.get("interactionId")
-	if !idNode.set() && params.get("interactionId").set() {
-		idNode = params.get("interactionId")
+	idIn := data
+	if data.Get("interactionId") == nil && params.Get("interactionId") != nil {
+		idIn = params
 	}
-	ev.id = w.str(idNode)
-	if w.err != nil {
-		return nil, w.err
+	ev.id = r.Str(idIn, "interactionId")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if ev.id == "" {
-		return nil, connector.BadPayload(idNode.path, "required")
+		return nil, connector.BadPayload(idIn.At("interactionId"), "required")
 	}
 	if len(ev.id) > maxIDLen {
-		return nil, connector.BadPayload(idNode.path, "longer than %d bytes", maxIDLen)
+		return nil, connector.BadPayload(idIn.At("interactionId"), "longer than %d bytes", maxIDLen)
 	}
 	if len(agentID) > maxIDLen {
 		return nil, connector.BadPayload("metadata.agentId", "longer than %d bytes", maxIDLen)
@@ -257,14 +256,14 @@ func read(w *walker, top fields, name string, spec eventSpec) (*event, error) {
 
 	f := &facts{Events: []string{name}, AgentID: agentID, TenantID: tenantID, Transferred: spec.transferred}
 	f.Channel = channelOf(ev.family)
-	readData(w, data, f)
-	readLog(w, logData, f)
-	f.addCAVs(readCAVs(w, top.get("cavs"), &f.CAVsDropped), false)
-	f.Dispositions = readDispositions(w, top.get("dispositions"))
-	f.NameObject = readCRMObject(w, top.get("nameObject"))
-	f.RelatedToObject = readCRMObject(w, top.get("relatedToObject"))
-	if w.err != nil {
-		return nil, w.err
+	readData(r, data, f)
+	readLog(r, logData, f)
+	f.addCAVs(readCAVs(r, top, "cavs", &f.CAVsDropped), false)
+	f.Dispositions = readDispositions(r, top, "dispositions")
+	f.NameObject = readCRMObject(r, top, "nameObject")
+	f.RelatedToObject = readCRMObject(r, top, "relatedToObject")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if spec.role != finish {
 		// A *Finished comes after wrap-up: its stamp is neither when the
@@ -293,23 +292,23 @@ func read(w *walker, top fields, name string, spec eventSpec) (*event, error) {
 // {emailData, emailLogData}; the hook callbacks and objectSelected use
 // {interactionData, interactionLogData}. Either is accepted for any event;
 // generic says which one an error about a missing member should name.
-func containers(w *walker, params fields, fam string, generic bool) (data, logData fields) {
+func containers(r *reader, params connector.Object, fam string, generic bool) (data, logData connector.Object) {
 	prefix := map[string]string{familyCall: "call", familyChat: "chat", familyEmail: "email"}[fam]
-	pick := func(suffix string) fields {
+	pick := func(suffix string) connector.Object {
 		names := []string{prefix + suffix, "interaction" + suffix}
 		if prefix == "" {
 			names = names[1:]
 		} else if generic {
 			names[0], names[1] = names[1], names[0]
 		}
-		n := params.get(names[0])
-		for _, name := range names[1:] {
-			if !n.set() && params.get(name).set() {
-				n = params.get(name)
+		name := names[0]
+		for _, alt := range names[1:] {
+			if params.Get(name) == nil && params.Get(alt) != nil {
+				name = alt
 			}
 		}
-		f, _ := w.object(n)
-		return f
+		o, _ := r.Obj(params, name)
+		return o
 	}
 	return pick("Data"), pick("LogData")
 }
@@ -339,39 +338,39 @@ func channelOf(fam string) string {
 }
 
 // readData reads CallData, ChatData or EmailData.
-func readData(w *walker, data fields, f *facts) {
-	f.CallType = w.str(data.get("callType"))
-	f.ANI = w.ident(data.get("ani"))
-	f.DNIS = w.ident(data.get("dnis"))
-	f.Number = w.ident(data.get("number"))
-	f.Campaign = w.str(data.get("campaignName"))
-	f.Skill = w.str(data.get("skillName"))
-	f.Email = w.str(data.get("email"))
+func readData(r *reader, data connector.Object, f *facts) {
+	f.CallType = r.Str(data, "callType")
+	f.ANI = r.ident(data, "ani")
+	f.DNIS = r.ident(data, "dnis")
+	f.Number = r.ident(data, "number")
+	f.Campaign = r.Str(data, "campaignName")
+	f.Skill = r.Str(data, "skillName")
+	f.Email = r.Str(data, "email")
 	if f.Email == "" {
 		// EmailData's sender; its shape is not documented, so it is only
 		// taken when it is a plain address, never rejected.
-		if s, ok := loose(data.get("from")); ok && strings.Contains(s, "@") {
+		if s, ok := loose(data, "from"); ok && strings.Contains(s, "@") {
 			f.Email = s
 		}
 	}
-	f.Subject = w.str(data.get("subject"))
-	f.Start = w.firstTime(data, "startTimestamp", "timestamp")
-	f.Duration = w.seconds(data.get("duration"))
+	f.Subject = r.Str(data, "subject")
+	f.Start = r.firstTime(data, "startTimestamp", "timestamp")
+	f.Duration = r.seconds(data, "duration")
 }
 
 // readLog reads CallLogData, ChatLogData or EmailLogData: what the agent
 // chose at wrap-up.
-func readLog(w *walker, logData fields, f *facts) {
-	f.DispositionID = w.ident(logData.get("dispositionId"))
-	f.DispositionName = w.str(logData.get("dispositionName"))
-	if s := w.str(logData.get("subject")); s != "" {
+func readLog(r *reader, logData connector.Object, f *facts) {
+	f.DispositionID = r.ident(logData, "dispositionId")
+	f.DispositionName = r.Str(logData, "dispositionName")
+	if s := r.Str(logData, "subject"); s != "" {
 		f.Subject = s
 	}
-	f.Notes = w.str(logData.get("comments"))
-	if t := w.firstTime(logData, "startTimestamp", "timestamp"); t != nil {
+	f.Notes = r.Str(logData, "comments")
+	if t := r.firstTime(logData, "startTimestamp", "timestamp"); t != nil {
 		f.Start = t
 	}
-	if d := w.seconds(logData.get("duration")); d != nil {
+	if d := r.seconds(logData, "duration"); d != nil {
 		f.Duration = d
 	}
 }
@@ -379,17 +378,13 @@ func readLog(w *walker, logData fields, f *facts) {
 // readCAVs reads getCav's result. A CAV is keyed group.name, the way Five9
 // admins name them; one without a name is not copied (counted in dropped)
 // rather than failing the event, since its value is unusable anyway.
-func readCAVs(w *walker, n node, dropped *int) []cav {
+func readCAVs(r *reader, top connector.Object, member string, dropped *int) []cav {
 	var out []cav
-	for _, e := range w.array(n) {
-		o, ok := w.object(e)
-		if !ok {
-			continue
-		}
-		group := w.str(o.get("group"))
-		name := w.str(o.get("name"))
-		value := w.anyValue(o.get("value"))
-		if w.err != nil {
+	for o := range r.Objects(top, member) {
+		group := r.Str(o, "group")
+		name := r.Str(o, "name")
+		value := r.anyValue(o, "value")
+		if r.Err() != nil {
 			return nil
 		}
 		if name == "" {
@@ -409,14 +404,10 @@ func readCAVs(w *walker, n node, dropped *int) []cav {
 }
 
 // readDispositions reads getDispositions' result, within maxDispositions.
-func readDispositions(w *walker, n node) []disposition {
+func readDispositions(r *reader, top connector.Object, member string) []disposition {
 	var out []disposition
-	for _, e := range w.array(n) {
-		o, ok := w.object(e)
-		if !ok {
-			continue
-		}
-		d := disposition{ID: w.ident(o.get("id")), Name: w.str(o.get("name"))}
+	for o := range r.Objects(top, member) {
+		d := disposition{ID: r.ident(o, "id"), Name: r.Str(o, "name")}
 		if (d.ID != "" || d.Name != "") && len(out) < maxDispositions {
 			out = append(out, d)
 		}
@@ -426,29 +417,25 @@ func readDispositions(w *walker, n node) []disposition {
 
 // readCRMObject reads a CrmObject. An object without an id is "nothing
 // selected", which is what the SDK returns for "None".
-func readCRMObject(w *walker, n node) *crmRef {
-	o, ok := w.object(n)
+func readCRMObject(r *reader, top connector.Object, member string) *crmRef {
+	o, ok := r.Obj(top, member)
 	if !ok {
 		return nil
 	}
-	r := &crmRef{
-		ID:   w.ident(o.get("id")),
-		Type: w.str(o.get("type")),
-		Name: w.str(o.get("name")),
+	ref := &crmRef{
+		ID:   r.ident(o, "id"),
+		Type: r.Str(o, "type"),
+		Name: r.Str(o, "name"),
 	}
-	if r.Type == "" {
-		r.Type = w.str(o.get("label"))
+	if ref.Type == "" {
+		ref.Type = r.Str(o, "label")
 	}
-	if v, ok := w.boolean(o.get("isWho")); ok {
-		r.IsWho = &v
-	}
-	if v, ok := w.boolean(o.get("isWhat")); ok {
-		r.IsWhat = &v
-	}
-	if r.ID == "" {
+	ref.IsWho = r.Bool(o, "isWho")
+	ref.IsWhat = r.Bool(o, "isWhat")
+	if ref.ID == "" {
 		return nil
 	}
-	return r
+	return ref
 }
 
 // selectionHash distinguishes one objectSelected from the next for the
@@ -466,25 +453,25 @@ func selectionHash(objs ...*crmRef) string {
 }
 
 // stamp reads receivedAt, the bridge's RFC 3339 stamp.
-func (w *walker) stamp(n node) *time.Time {
-	s := w.str(n)
+func (r *reader) stamp(o connector.Object, name string) *time.Time {
+	s := r.Str(o, name)
 	if s == "" {
 		return nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		w.fail(connector.BadPayload(n.path, "want an RFC 3339 time, got %q", clip(s)))
+		r.Fail(connector.BadPayload(o.At(name), "want an RFC 3339 time, got %q", connector.Clip(s)))
 		return nil
 	}
-	return w.inRange(n, t)
+	return r.inRange(o.At(name), t)
 }
 
 // inRange returns t in UTC when it lies in years 0 to 9999, the times JSON
 // can carry on (a zone offset can push 9999-12-31 into year 10000).
-func (w *walker) inRange(n node, t time.Time) *time.Time {
+func (r *reader) inRange(path string, t time.Time) *time.Time {
 	t = t.UTC()
 	if t.Year() < 0 || t.Year() > 9999 {
-		w.fail(connector.BadPayload(n.path, "%s is out of range", t.Format(time.RFC3339)))
+		r.Fail(connector.BadPayload(path, "%s is out of range", t.Format(time.RFC3339)))
 		return nil
 	}
 	return &t
@@ -504,25 +491,25 @@ const (
 // firstTime reads the first of names that is set, as an epoch number or an
 // RFC 3339 string. Zero is unset: it is what an uninitialised JavaScript
 // number serializes to.
-func (w *walker) firstTime(o fields, names ...string) *time.Time {
+func (r *reader) firstTime(o connector.Object, names ...string) *time.Time {
 	for _, name := range names {
-		n := o.get(name)
-		if !n.set() {
+		raw := o.Get(name)
+		if raw == nil {
 			continue
 		}
-		if jsonType(n.raw) == "string" {
-			s := w.str(n)
+		if connector.Kind(raw) == "string" {
+			s := r.Str(o, name)
 			if s == "" {
 				continue
 			}
 			t, err := time.Parse(time.RFC3339, s)
 			if err != nil {
-				w.fail(connector.BadPayload(n.path, "want an epoch time or an RFC 3339 time, got %q", clip(s)))
+				r.Fail(connector.BadPayload(o.At(name), "want an epoch time or an RFC 3339 time, got %q", connector.Clip(s)))
 				return nil
 			}
-			return w.inRange(n, t)
+			return r.inRange(o.At(name), t)
 		}
-		v, ok := w.number(n)
+		v, ok := r.Num(o, name)
 		if !ok || v == 0 {
 			return nil
 		}
@@ -531,7 +518,7 @@ func (w *walker) firstTime(o fields, names ...string) *time.Time {
 			ms = v * 1000
 		}
 		if ms < 0 || ms > maxEpochMs {
-			w.fail(connector.BadPayload(n.path, "%v is out of range for an epoch time", v))
+			r.Fail(connector.BadPayload(o.At(name), "%v is out of range for an epoch time", v))
 			return nil
 		}
 		t := time.UnixMilli(int64(ms)).UTC()
@@ -541,13 +528,13 @@ func (w *walker) firstTime(o fields, names ...string) *time.Time {
 }
 
 // seconds reads a duration in seconds, rounded; negative is unset.
-func (w *walker) seconds(n node) *int {
-	v, ok := w.number(n)
+func (r *reader) seconds(o connector.Object, name string) *int {
+	v, ok := r.Num(o, name)
 	if !ok || v < 0 {
 		return nil
 	}
 	if v > maxSeconds {
-		w.fail(connector.BadPayload(n.path, "%v seconds is out of range", v))
+		r.Fail(connector.BadPayload(o.At(name), "%v seconds is out of range", v))
 		return nil
 	}
 	s := int(v + 0.5)
@@ -556,11 +543,11 @@ func (w *walker) seconds(n node) *int {
 
 // loose returns a string member as is, without type errors: for members
 // whose shape the SDK does not document.
-func loose(n node) (string, bool) {
-	var w walker
-	if jsonType(n.raw) != "string" {
+func loose(o connector.Object, name string) (string, bool) {
+	if connector.Kind(o.Get(name)) != "string" {
 		return "", false
 	}
-	s := w.str(n)
-	return s, w.err == nil && s != ""
+	var r connector.Reader
+	s := r.Str(o, name)
+	return s, r.Err() == nil && s != ""
 }

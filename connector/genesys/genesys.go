@@ -82,17 +82,17 @@ type Decoder struct {
 // after a WWE upgrade. An error from state is returned wrapped, not as a bad
 // payload.
 func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event, error) {
-	top, err := decodeBody(body)
+	top, err := connector.ParseObject(body)
 	if err != nil {
 		return connector.Event{}, err
 	}
-	var f fields
-	source := f.str(top, "source")
-	event := f.str(top, "event")
-	agent := f.agent(top)
-	at := d.receivedAt(&f, top)
-	if f.err != nil {
-		return connector.Event{}, f.err
+	var r reader
+	source := r.Str(top, "source")
+	event := r.Str(top, "event")
+	agent := r.agent(top)
+	at := d.receivedAt(&r, top)
+	if r.Err() != nil {
+		return connector.Event{}, r.Err()
 	}
 
 	var ev connector.Event
@@ -101,7 +101,7 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 	case source == SourceGWS:
 		ev, o, err = d.gws(top, at, agent)
 	case source != "":
-		return connector.Event{}, connector.BadPayload("source", "want %q or no source, got %q", SourceGWS, clip(source))
+		return connector.Event{}, connector.BadPayload("source", "want %q or no source, got %q", SourceGWS, connector.Clip(source))
 	case event == "":
 		return connector.Event{}, connector.BadPayload("event", "required")
 	case event == TopicInteraction:
@@ -110,7 +110,7 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 		ev, err = storedTopic(event, top)
 	default:
 		return connector.Event{}, fmt.Errorf("%w %q: known events are agent, interaction, markdone, outbound and system",
-			connector.ErrUnknownEvent, clip(event))
+			connector.ErrUnknownEvent, connector.Clip(event))
 	}
 	if err != nil || o == nil {
 		return ev, err
@@ -121,8 +121,8 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 // receivedAt reads the bridge's stamp. WWE events carry no time of their
 // own, so this is how start and end are known; without it, the time of
 // decoding stands in.
-func (d Decoder) receivedAt(f *fields, top node) time.Time {
-	s := f.str(top, "receivedAt")
+func (d Decoder) receivedAt(r *reader, top connector.Object) time.Time {
+	s := r.Str(top, "receivedAt")
 	if s == "" {
 		if d.now != nil {
 			return d.now().UTC()
@@ -131,7 +131,7 @@ func (d Decoder) receivedAt(f *fields, top node) time.Time {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		f.fail(connector.BadPayload("receivedAt", "want an RFC 3339 time, got %q", clip(s)))
+		r.Fail(connector.BadPayload("receivedAt", "want an RFC 3339 time, got %q", connector.Clip(s)))
 		return time.Time{}
 	}
 	return t.UTC()

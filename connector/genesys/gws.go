@@ -48,45 +48,45 @@ var gwsNotifications = map[string]string{
 // gws reads a GWS CometD notification. Calls (channel /v2/me/calls) carry
 // data.call, multimedia interactions (/v2/me/interactions) data.interaction;
 // device and agent notifications carry neither and are stored only.
-func (d Decoder) gws(top node, at time.Time, agent connector.Agent) (connector.Event, *observation, error) {
-	var f fields
-	channel := f.str(top, "channel")
-	data, ok := f.object(top, "data")
-	if f.err != nil {
-		return connector.Event{}, nil, f.err
+func (d Decoder) gws(top connector.Object, at time.Time, agent connector.Agent) (connector.Event, *observation, error) {
+	var r reader
+	channel := r.Str(top, "channel")
+	data, ok := r.Obj(top, "data")
+	if r.Err() != nil {
+		return connector.Event{}, nil, r.Err()
 	}
 	if !ok {
 		return connector.Event{}, nil, connector.BadPayload("data", "required")
 	}
-	messageType := f.str(data, "messageType")
-	notificationType := f.str(data, "notificationType")
-	if f.err != nil {
-		return connector.Event{}, nil, f.err
+	messageType := r.Str(data, "messageType")
+	notificationType := r.Str(data, "notificationType")
+	if r.Err() != nil {
+		return connector.Event{}, nil, r.Err()
 	}
 	if messageType == "" {
 		return connector.Event{}, nil, connector.BadPayload("data.messageType", "required")
 	}
-	typ := clip(messageType)
+	typ := connector.Clip(messageType)
 	if notificationType != "" {
-		typ += "." + clip(notificationType)
+		typ += "." + connector.Clip(notificationType)
 	}
 
 	member, voice := "call", true
-	in, ok := f.object(data, member)
-	if !ok && f.err == nil {
+	in, ok := r.Obj(data, member)
+	if !ok && r.Err() == nil {
 		member, voice = "interaction", false
-		in, ok = f.object(data, member)
+		in, ok = r.Obj(data, member)
 	}
-	if f.err != nil {
-		return connector.Event{}, nil, f.err
+	if r.Err() != nil {
+		return connector.Event{}, nil, r.Err()
 	}
 	if !ok {
-		return connector.Event{Platform: Platform, Type: typ, Key: "gws:" + typ + ":" + digest(data.raw, nil)}, nil, nil
+		return connector.Event{Platform: Platform, Type: typ, Key: "gws:" + typ + ":" + digest(data.Raw(), nil)}, nil, nil
 	}
 
-	o := &observation{at: at, agent: agent, raw: in.raw, voice: voice}
-	gwsID := f.str(in, "id")
-	callUUID := f.str(in, "callUuid")
+	o := &observation{at: at, agent: agent, raw: in.Raw(), voice: voice}
+	gwsID := r.Str(in, "id")
+	callUUID := r.Str(in, "callUuid")
 	path := "data." + member + ".id"
 	o.id = gwsID
 	if voice {
@@ -96,8 +96,8 @@ func (d Decoder) gws(top node, at time.Time, agent connector.Agent) (connector.E
 			o.id, path = callUUID, "data.call.callUuid"
 		}
 	}
-	if f.err != nil {
-		return connector.Event{}, nil, f.err
+	if r.Err() != nil {
+		return connector.Event{}, nil, r.Err()
 	}
 	if o.id == "" {
 		if voice {
@@ -109,7 +109,7 @@ func (d Decoder) gws(top node, at time.Time, agent connector.Agent) (connector.E
 		return connector.Event{}, nil, err
 	}
 
-	o.state = strings.ToUpper(truncate(f.str(in, "state"), maxText))
+	o.state = strings.ToUpper(truncate(r.Str(in, "state"), maxText))
 	o.kind = gwsNotifications[strings.ToUpper(notificationType)]
 	if o.kind == "" {
 		o.kind = gwsStates[o.state]
@@ -120,21 +120,21 @@ func (d Decoder) gws(top node, at time.Time, agent connector.Agent) (connector.E
 	case voice:
 		o.media = "voice"
 	default:
-		o.media = strings.ToLower(truncate(f.firstStr(in, "mediaType", "mediatype", "media"), maxText))
+		o.media = strings.ToLower(truncate(r.firstStr(in, "mediaType", "mediatype", "media"), maxText))
 		if o.media == "" {
 			o.media = channelMedia[channel]
 		}
 		o.voice = callUUID != ""
 	}
-	o.callType = truncate(f.str(in, "callType"), maxText)
-	o.direction = truncate(f.str(in, "direction"), maxText)
-	o.ani = truncate(f.str(in, "ani"), maxText)
-	o.dnis = truncate(f.str(in, "dnis"), maxText)
-	o.consult = f.boolean(in, "isConsultation")
-	o.userData, o.hasUserData = f.userData(in, "userData", d.priorityKeys())
-	o.parties = f.parties(in, "participants")
-	if f.err != nil {
-		return connector.Event{}, nil, f.err
+	o.callType = truncate(r.Str(in, "callType"), maxText)
+	o.direction = truncate(r.Str(in, "direction"), maxText)
+	o.ani = truncate(r.Str(in, "ani"), maxText)
+	o.dnis = truncate(r.Str(in, "dnis"), maxText)
+	o.consult = r.Bool(in, "isConsultation")
+	o.userData, o.hasUserData = r.userData(in, "userData", d.priorityKeys())
+	o.parties = r.parties(in, "participants")
+	if r.Err() != nil {
+		return connector.Event{}, nil, r.Err()
 	}
 	ev := connector.Event{Platform: Platform, Type: typ, Key: "gws:" + typ + ":" + o.id + ":" + o.digest()}
 	return ev, o, nil

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -90,22 +89,22 @@ func checkID(path, id string) error {
 
 // agent reads the agent object the bridge adds from agent.get (employeeId,
 // firstName, lastName, username) or writes itself (id, name, email).
-func (f *fields) agent(top node) connector.Agent {
-	a, ok := f.object(top, "agent")
+func (r *reader) agent(top connector.Object) connector.Agent {
+	a, ok := r.Obj(top, "agent")
 	if !ok {
 		return connector.Agent{}
 	}
-	name := f.str(a, "name")
+	name := r.Str(a, "name")
 	if name == "" {
-		first := f.firstStr(a, "firstName", "firstname")
-		last := f.firstStr(a, "lastName", "lastname")
+		first := r.firstStr(a, "firstName", "firstname")
+		last := r.firstStr(a, "lastName", "lastname")
 		name = strings.TrimSpace(first + " " + last)
 	}
 	return connector.Agent{
-		ID:       truncate(f.firstStr(a, "id", "employeeId"), maxText),
+		ID:       truncate(r.firstStr(a, "id", "employeeId"), maxText),
 		Name:     truncate(name, maxText),
-		Username: truncate(f.firstStr(a, "username", "userName"), maxText),
-		Email:    truncate(f.firstStr(a, "email", "emailAddress"), maxText),
+		Username: truncate(r.firstStr(a, "username", "userName"), maxText),
+		Email:    truncate(r.firstStr(a, "email", "emailAddress"), maxText),
 	}
 }
 
@@ -114,21 +113,13 @@ const maxParties = 10
 
 // parties reads WWE parties ([{name}]) or GWS participants, whose members
 // are named differently; elements that name nobody are skipped.
-func (f *fields) parties(n node, name string) []connector.Party {
+func (r *reader) parties(n connector.Object, name string) []connector.Party {
 	var out []connector.Party
-	for i, raw := range f.array(n, name) {
-		if jsonKind(raw) == "null" {
-			continue
-		}
-		p, err := asNode(fmt.Sprintf("%s[%d]", n.at(name), i), raw)
-		if err != nil {
-			f.fail(err)
-			return nil
-		}
+	for p := range r.Objects(n, name) {
 		party := connector.Party{
-			Name:   truncate(f.firstStr(p, "name", "displayName"), maxText/2),
-			Phone:  truncate(f.firstStr(p, "phoneNumber", "number", "digits"), maxText/2),
-			UserID: truncate(f.firstStr(p, "userId", "agentId", "employeeId"), maxText/2),
+			Name:   truncate(r.firstStr(p, "name", "displayName"), maxText/2),
+			Phone:  truncate(r.firstStr(p, "phoneNumber", "number", "digits"), maxText/2),
+			UserID: truncate(r.firstStr(p, "userId", "agentId", "employeeId"), maxText/2),
 		}
 		if party != (connector.Party{}) && len(out) < maxParties {
 			out = append(out, party)

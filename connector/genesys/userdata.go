@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+
+	"github.com/ctibridge/ctibridge/connector"
 )
 
 // Bounds on the userData copied into the snapshot and into
@@ -33,28 +35,15 @@ type boundedUserData struct {
 // they survive however large the rest is) and then the others in key order,
 // so that what is kept does not depend on how the browser ordered them.
 // ok is false when the member is absent.
-func (f *fields) userData(n node, name string, priority []string) (ud boundedUserData, ok bool) {
-	v := n.get(name)
-	if v == nil {
+func (r *reader) userData(n connector.Object, name string, priority []string) (ud boundedUserData, ok bool) {
+	u, ok := r.Obj(n, name)
+	if !ok {
 		return ud, false
 	}
-	if jsonKind(v) != "object" {
-		f.wrongType(n, name, "object", v)
-		return ud, false
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(v, &raw); err != nil {
-		f.fail(err) // unreachable for a valid JSON object
-		return ud, false
-	}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := u.Names()
 	order := make([]string, 0, len(keys))
 	for _, k := range priority {
-		if _, ok := raw[k]; ok && !slices.Contains(order, k) {
+		if _, ok := slices.BinarySearch(keys, k); ok && !slices.Contains(order, k) {
 			order = append(order, k)
 		}
 	}
@@ -67,12 +56,12 @@ func (f *fields) userData(n node, name string, priority []string) (ud boundedUse
 	ud.m = make(map[string]any, min(len(order), maxUserDataKeys))
 	size := 0
 	for _, k := range order {
-		val := raw[k]
+		val := u.Get(k) // nil for null, which decodeValue also makes nil
 		switch {
 		case len(ud.m) == maxUserDataKeys, k == "", len(k) > maxKeyBytes:
 			ud.truncated = true
 			continue
-		case len(val) > maxValueBytes && jsonKind(val) == "string":
+		case len(val) > maxValueBytes && connector.Kind(val) == "string":
 			var s string
 			_ = json.Unmarshal(val, &s)
 			val, _ = json.Marshal(truncate(s, maxValueBytes-16))

@@ -91,18 +91,18 @@ var previewStates = map[string]bool{
 // wwe reads an interaction message of the Service Client API. It returns
 // the stored-only Event for messages that do not describe an interaction
 // with a stable id, and an observation for those that do.
-func (d Decoder) wwe(top node, at time.Time, agent connector.Agent) (connector.Event, *observation, error) {
-	var f fields
-	data, ok := f.object(top, "data")
-	if f.err != nil {
-		return connector.Event{}, nil, f.err
+func (d Decoder) wwe(top connector.Object, at time.Time, agent connector.Agent) (connector.Event, *observation, error) {
+	var r reader
+	data, ok := r.Obj(top, "data")
+	if r.Err() != nil {
+		return connector.Event{}, nil, r.Err()
 	}
 	if !ok {
 		return connector.Event{}, nil, connector.BadPayload("data", "required")
 	}
-	eventType := f.str(data, "eventType")
-	if f.err != nil {
-		return connector.Event{}, nil, f.err
+	eventType := r.Str(data, "eventType")
+	if r.Err() != nil {
+		return connector.Event{}, nil, r.Err()
 	}
 	if eventType == "" {
 		return connector.Event{}, nil, connector.BadPayload("data.eventType", "required")
@@ -110,8 +110,8 @@ func (d Decoder) wwe(top node, at time.Time, agent connector.Agent) (connector.E
 	// stored is the Event of a message kept without state; its key hashes
 	// the whole data object, as there is no observation to hash.
 	stored := func() connector.Event {
-		return connector.Event{Platform: Platform, Type: clip(eventType),
-			Key: "wwe:" + clip(eventType) + ":" + digest(data.raw, perTab)}
+		return connector.Event{Platform: Platform, Type: connector.Clip(eventType),
+			Key: "wwe:" + connector.Clip(eventType) + ":" + digest(data.Raw(), perTab)}
 	}
 
 	lifecycle, known := eventTypes[eventType]
@@ -121,9 +121,9 @@ func (d Decoder) wwe(top node, at time.Time, agent connector.Agent) (connector.E
 		// version can use them, but do not guess what they mean.
 		return stored(), nil, nil
 	}
-	in, ok := f.object(data, "interaction")
-	if f.err != nil {
-		return connector.Event{}, nil, f.err
+	in, ok := r.Obj(data, "interaction")
+	if r.Err() != nil {
+		return connector.Event{}, nil, r.Err()
 	}
 	if !ok {
 		if lifecycle {
@@ -132,18 +132,18 @@ func (d Decoder) wwe(top node, at time.Time, agent connector.Agent) (connector.E
 		return stored(), nil, nil
 	}
 
-	o := &observation{kind: eventType, at: at, agent: agent, raw: in.raw}
-	uuid := f.str(in, "interactionUUID")
-	callUUID := f.str(in, "callUuid")
+	o := &observation{kind: eventType, at: at, agent: agent, raw: in.Raw()}
+	uuid := r.Str(in, "interactionUUID")
+	callUUID := r.Str(in, "callUuid")
 	o.id = uuid
 	if o.id == "" {
 		o.id = callUUID
 	}
-	o.state = strings.ToUpper(truncate(f.str(in, "state"), maxText))
-	o.previousState = strings.ToUpper(truncate(f.str(in, "previousState"), maxText))
-	o.callType = truncate(f.str(in, "callType"), maxText)
-	if f.err != nil {
-		return connector.Event{}, nil, f.err
+	o.state = strings.ToUpper(truncate(r.Str(in, "state"), maxText))
+	o.previousState = strings.ToUpper(truncate(r.Str(in, "previousState"), maxText))
+	o.callType = truncate(r.Str(in, "callType"), maxText)
+	if r.Err() != nil {
+		return connector.Event{}, nil, r.Err()
 	}
 	if o.id == "" {
 		preview := previewStates[o.state] || strings.Contains(strings.ToUpper(o.callType), "PREVIEW")
@@ -163,19 +163,19 @@ func (d Decoder) wwe(top node, at time.Time, agent connector.Agent) (connector.E
 		return connector.Event{}, nil, err
 	}
 
-	o.media = strings.ToLower(truncate(f.str(data, "media"), maxText))
+	o.media = strings.ToLower(truncate(r.Str(data, "media"), maxText))
 	if o.media == "" {
-		o.media = strings.ToLower(truncate(f.str(in, "media"), maxText))
+		o.media = strings.ToLower(truncate(r.Str(in, "media"), maxText))
 	}
-	o.direction = truncate(f.str(in, "direction"), maxText)
-	o.ani = truncate(f.str(in, "ani"), maxText)
-	o.dnis = truncate(f.str(in, "dnis"), maxText)
-	o.consult = f.boolean(in, "isConsultation")
+	o.direction = truncate(r.Str(in, "direction"), maxText)
+	o.ani = truncate(r.Str(in, "ani"), maxText)
+	o.dnis = truncate(r.Str(in, "dnis"), maxText)
+	o.consult = r.Bool(in, "isConsultation")
 	o.voice = callUUID != "" || o.callType != "" || o.direction != ""
-	o.userData, o.hasUserData = f.userData(in, "userData", d.priorityKeys())
-	o.parties = f.parties(in, "parties")
-	if f.err != nil {
-		return connector.Event{}, nil, f.err
+	o.userData, o.hasUserData = r.userData(in, "userData", d.priorityKeys())
+	o.parties = r.parties(in, "parties")
+	if r.Err() != nil {
+		return connector.Event{}, nil, r.Err()
 	}
 	ev := connector.Event{Platform: Platform, Type: eventType, Key: "wwe:" + eventType + ":" + o.id + ":" + o.digest()}
 	return ev, o, nil
@@ -183,20 +183,20 @@ func (d Decoder) wwe(top node, at time.Time, agent connector.Agent) (connector.E
 
 // storedTopic returns the Event of a message of a WWE topic other than
 // interaction: kept, but describing no interaction.
-func storedTopic(event string, top node) (connector.Event, error) {
-	var f fields
-	data, _ := f.object(top, "data")
-	eventType := f.str(data, "eventType")
-	if f.err != nil {
-		return connector.Event{}, f.err
+func storedTopic(event string, top connector.Object) (connector.Event, error) {
+	var r reader
+	data, _ := r.Obj(top, "data")
+	eventType := r.Str(data, "eventType")
+	if r.Err() != nil {
+		return connector.Event{}, r.Err()
 	}
 	typ := event
 	if eventType != "" {
-		typ += "." + clip(eventType)
+		typ += "." + connector.Clip(eventType)
 	}
-	key := digest(data.raw, perTab)
-	if data.raw == nil {
-		key = digest(top.raw, perPost)
+	key := digest(data.Raw(), perTab)
+	if data.Raw() == nil {
+		key = digest(top.Raw(), perPost)
 	}
 	return connector.Event{Platform: Platform, Type: typ, Key: "wwe:" + typ + ":" + key}, nil
 }

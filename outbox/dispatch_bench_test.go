@@ -1,0 +1,41 @@
+package outbox_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/ctibridge/ctibridge/outbox"
+)
+
+// BenchmarkDispatch measures the outbox's side of delivery: claiming,
+// recording and committing b.N deliveries to a target that answers at
+// once, with the default concurrency.
+func BenchmarkDispatch(b *testing.B) {
+	db := MustOpenDB(b)
+	ctx := context.Background()
+	payload := make([]byte, 600)
+	for i := range b.N {
+		k := fmt.Sprint(i)
+		if _, err := db.Accept(ctx, outbox.Event{Platform: "p", Key: k, Type: "t", ReceivedAt: t0, Body: payload},
+			[]outbox.NewDelivery{{Target: "crm", Key: k, Payload: payload}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	n := 0
+	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Retry: outbox.DefaultRetryPolicy(),
+		Send: func(ctx context.Context, m outbox.Message) (int, error) { return 200, nil }}},
+		OnAttempt: func(string, outbox.Attempt) {
+			if n++; n == b.N {
+				close(done)
+			}
+		}}
+	b.ResetTimer()
+	if err := d.Open(); err != nil {
+		b.Fatal(err)
+	}
+	<-done
+	b.StopTimer()
+	d.Close(ctx)
+}
