@@ -34,8 +34,11 @@ type Config struct {
 
 // ServerConfig is the ingest listener.
 type ServerConfig struct {
-	Listen          string        `koanf:"listen"`
-	MaxBodyBytes    int64         `koanf:"max_body_bytes"`
+	Listen       string `koanf:"listen"`
+	MaxBodyBytes int64  `koanf:"max_body_bytes"`
+	// MaxInFlight bounds the event posts handled at once; past it a post
+	// is answered 503 with Retry-After rather than queued in memory.
+	MaxInFlight     int           `koanf:"max_in_flight"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 }
 
@@ -174,6 +177,7 @@ func DefaultConfig() Config {
 		Server: ServerConfig{
 			Listen:          "127.0.0.1:8080",
 			MaxBodyBytes:    1 << 20,
+			MaxInFlight:     512,
 			ShutdownTimeout: 10 * time.Second,
 		},
 		Admin: AdminConfig{Listen: "127.0.0.1:8081"},
@@ -279,6 +283,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.MaxBodyBytes <= 0 {
 		bad("server.max_body_bytes", "must be positive")
+	}
+	if c.Server.MaxInFlight <= 0 {
+		bad("server.max_in_flight", "must be positive")
 	}
 	if c.Server.ShutdownTimeout <= 0 {
 		bad("server.shutdown_timeout", "must be positive")

@@ -35,6 +35,18 @@ func (m *Main) handleEvent(w http.ResponseWriter, r *http.Request) {
 		m.metrics.events.WithLabelValues(platform, outcomeRefused).Inc()
 		return
 	}
+	select {
+	case m.inFlight <- struct{}{}:
+		defer func() { <-m.inFlight }()
+	default:
+		// Saturated: say so at once rather than hold yet another request
+		// and its body in memory. Platforms and bridges post again.
+		m.metrics.events.WithLabelValues(platform, outcomeBusy).Inc()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf(
+			"busy: %d events are being handled (server.max_in_flight); nothing was stored, post again", cap(m.inFlight)))
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.Config.Server.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -31,6 +31,7 @@ const (
 	outcomeUnknownEvent  = "unknown_event"
 	outcomeStorageError  = "storage_error"
 	outcomeRefused       = "refused" // bad token, origin or size
+	outcomeBusy          = "busy"    // server.max_in_flight reached
 )
 
 func newMetrics(m *Main) *metrics {

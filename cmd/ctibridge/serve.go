@@ -77,8 +77,9 @@ type Main struct {
 	mappings  *mapping.Store
 	stopWatch context.CancelFunc
 	decoders  map[string]decoder
-	states    keyLocks    // serializes the events of one interaction
-	commands  *commandHub // dial commands for the bridges
+	states    keyLocks      // serializes the events of one interaction
+	commands  *commandHub   // dial commands for the bridges
+	inFlight  chan struct{} // a slot per event post being handled
 	closers   []io.Closer
 
 	ln      net.Listener
@@ -165,6 +166,7 @@ func (m *Main) Open() error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.commands = newCommandHub()
+	m.inFlight = make(chan struct{}, cfg.Server.MaxInFlight)
 	m.server = &http.Server{
 		Handler:           m.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
