@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ctibridge/ctibridge/outbox"
@@ -23,11 +24,11 @@ func BenchmarkDispatch(b *testing.B) {
 		}
 	}
 	done := make(chan struct{})
-	n := 0
+	var n atomic.Int64 // OnAttempt runs on the delivery goroutines
 	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Retry: outbox.DefaultRetryPolicy(),
 		Send: func(ctx context.Context, m outbox.Message) (int, error) { return 200, nil }}},
 		OnAttempt: func(string, outbox.Attempt) {
-			if n++; n == b.N {
+			if n.Add(1) == int64(b.N) {
 				close(done)
 			}
 		}}
