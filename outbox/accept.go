@@ -51,7 +51,7 @@ type Accepted struct {
 // the event is on disk (synchronous=FULL): it is safe to acknowledge.
 func (db *DB) Accept(ctx context.Context, ev Event, ds []NewDelivery) (Accepted, error) {
 	var res Accepted
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		res, err = db.accept(ctx, tx, ev, ds)
 		return err

@@ -176,7 +176,7 @@ func (db *DB) retry(ctx context.Context, ids []int64, now time.Time, force bool)
 	ids = slices.Compact(ids)
 	var moved int
 	var errs []error
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		moved, errs = 0, nil
 		for _, id := range ids {
 			var st State
@@ -225,7 +225,7 @@ const redriveSQL = `UPDATE deliveries
 // target when target is not empty. It returns how many it moved.
 func (db *DB) RetryDead(ctx context.Context, target string, now time.Time) (int, error) {
 	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		r, err := tx.ExecContext(ctx, redriveSQL+` WHERE state = 'dead' AND (? = '' OR target = ?)`,
 			ms(now), ms(now), target, target)
 		if err != nil {

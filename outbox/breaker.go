@@ -42,21 +42,35 @@ func newBreaker(threshold int, cooldown time.Duration) *breaker {
 }
 
 // allow returns how many deliveries may be claimed now (at most want) and,
-// when none may, how long to wait before asking again.
-func (b *breaker) allow(now time.Time, want int) (int, time.Duration) {
+// when none may, how long to wait before asking again. probe reports that
+// the one delivery allowed is the probe of a half-open breaker: if the
+// caller sends nothing, it must hand the probe back with unusedProbe.
+func (b *breaker) allow(now time.Time, want int) (n int, wait time.Duration, probe bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
 	case BreakerOpen:
 		if now.Before(b.openUntil) {
-			return 0, b.openUntil.Sub(now)
+			return 0, b.openUntil.Sub(now), false
 		}
 		b.state = BreakerHalfOpen
-		return min(want, 1), 0 // the probe
+		return min(want, 1), 0, true
 	case BreakerHalfOpen:
-		return 0, b.cooldown // until the probe reports
+		return 0, b.cooldown, false // until the probe reports
 	}
-	return want, 0
+	return want, 0, false
+}
+
+// unusedProbe returns a probe that was not sent (nothing was due, or the
+// rate limit or a claim error stopped it) to the open state, due at once,
+// so that the next due delivery becomes the probe. Without it the breaker
+// would wait in half-open for a report that never comes.
+func (b *breaker) unusedProbe() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == BreakerHalfOpen {
+		b.state, b.openUntil = BreakerOpen, time.Time{}
+	}
 }
 
 // report records an attempt's result and returns the state it left the

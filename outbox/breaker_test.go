@@ -10,7 +10,7 @@ func TestBreaker(t *testing.T) {
 	b := newBreaker(3, 10*time.Second)
 	check := func(at time.Time, want int, what string) {
 		t.Helper()
-		if got, _ := b.allow(at, 4); got != want {
+		if got, _, _ := b.allow(at, 4); got != want {
 			t.Fatalf("%s: allow = %d, want %d", what, got, want)
 		}
 	}
@@ -47,7 +47,7 @@ func TestBreaker_Disabled(t *testing.T) {
 	for range 100 {
 		b.report(now, true)
 	}
-	if got, _ := b.allow(now, 4); got != 4 {
+	if got, _, _ := b.allow(now, 4); got != 4 {
 		t.Fatalf("disabled breaker allows %d, want 4", got)
 	}
 }
@@ -71,5 +71,25 @@ func TestLimiter(t *testing.T) {
 	}
 	if n, _ := (&limiter{}).take(now, 7); n != 7 {
 		t.Fatalf("unlimited take = %d, want 7", n)
+	}
+}
+
+// TestBreaker_UnusedProbe: a probe that finds nothing to send must not
+// leave the breaker waiting in half-open for a report that never comes.
+func TestBreaker_UnusedProbe(t *testing.T) {
+	now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	b := newBreaker(1, 10*time.Second)
+	b.report(now, true)
+	n, _, probe := b.allow(now.Add(10*time.Second), 4)
+	if n != 1 || !probe {
+		t.Fatalf("after the cooldown allow = %d (probe %v), want the probe", n, probe)
+	}
+	b.unusedProbe() // nothing was due
+	if n, _, probe := b.allow(now.Add(11*time.Second), 4); n != 1 || !probe {
+		t.Fatalf("after an unused probe allow = %d (probe %v), want a new probe at once", n, probe)
+	}
+	b.report(now.Add(12*time.Second), false)
+	if s := b.status(); s.Breaker != BreakerClosed {
+		t.Fatalf("after the probe succeeded: %+v, want closed", s)
 	}
 }

@@ -26,7 +26,7 @@ type Message struct {
 // can never take the same row.
 func (db *DB) Claim(ctx context.Context, target string, n int, now time.Time, lease time.Duration) ([]Message, error) {
 	var msgs []Message
-	err := db.writeLazy(ctx, func(tx *sql.Tx) error {
+	err := db.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		msgs = msgs[:0]
 		rows, err := db.stmt(ctx, tx, sqlClaim).QueryContext(ctx, ms(now.Add(lease)), target, ms(now), n)
 		if err != nil {
@@ -89,7 +89,7 @@ const MaxErrorText = 4 << 10
 // recorded but the state is left to whoever owns it now.
 func (db *DB) Record(ctx context.Context, m Message, a Attempt, now time.Time) error {
 	errText := truncate(a.Error, MaxErrorText)
-	return db.writeLazy(ctx, func(tx *sql.Tx) error {
+	return db.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := db.stmt(ctx, tx, sqlInsertAttempt).ExecContext(ctx,
 			m.ID, m.Attempt, ms(a.StartedAt), a.Latency.Milliseconds(), nullInt(a.Status), a.Outcome,
 			nullString(a.Class), nullString(errText), nullString(truncate(a.ResponseBody, MaxErrorText)))
@@ -127,7 +127,7 @@ func (db *DB) Rescue(ctx context.Context, now time.Time) (int, error) {
 // leaseBefore to retrying, due at now.
 func (db *DB) rescue(ctx context.Context, leaseBefore, now time.Time) (int, error) {
 	var n int64
-	err := db.writeLazy(ctx, func(tx *sql.Tx) error {
+	err := db.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		r, err := tx.ExecContext(ctx, `
 			UPDATE deliveries
 			SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,

@@ -198,7 +198,7 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 	for {
 		now := d.Now()
 		free := cap(slots) - len(slots)
-		allowed, wait := brk.allow(now, free)
+		allowed, wait, probe := brk.allow(now, free)
 		if allowed > 0 {
 			var rwait time.Duration
 			allowed, rwait = rate.take(now, allowed)
@@ -228,6 +228,9 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 			if claimed > 0 && claimed == allowed {
 				continue // more may be due
 			}
+		}
+		if probe && claimed == 0 {
+			brk.unusedProbe()
 		}
 		if wait <= 0 {
 			wait = d.PollInterval

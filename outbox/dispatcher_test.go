@@ -282,3 +282,40 @@ func TestDispatcher_RateLimit(t *testing.T) {
 		t.Errorf("30 sends at 20/s took %v, want at least ~500ms", span)
 	}
 }
+
+// TestDispatcher_BreakerProbesNewDeliveries reproduces a review finding:
+// the only failed delivery retries in an hour, the breaker's cooldown ends,
+// and a new delivery arrives. It must be sent as the probe, not wait
+// forever behind a half-open breaker whose probe found nothing due.
+func TestDispatcher_BreakerProbesNewDeliveries(t *testing.T) {
+	db := MustOpenDB(t)
+	var mu sync.Mutex
+	sent := map[string]int{}
+	send := func(ctx context.Context, m outbox.Message) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		sent[m.Key]++
+		if m.Key == "first" {
+			return 503, testErr{after: time.Hour}
+		}
+		return 200, nil
+	}
+	d := &outbox.Dispatcher{DB: db, PollInterval: 20 * time.Millisecond, Targets: []outbox.Target{{Name: "crm", Send: send,
+		Retry: outbox.DefaultRetryPolicy(), BreakerFailures: 1, BreakerCooldown: 50 * time.Millisecond}}}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	mustAccept(t, db, "e1", "crm", "first")
+	d.Notify("crm")
+	waitFor(t, "the breaker to open", func() bool { return d.Status()["crm"].Breaker == outbox.BreakerOpen })
+	time.Sleep(150 * time.Millisecond) // the cooldown ends with nothing due
+	mustAccept(t, db, "e2", "crm", "second")
+	d.Notify("crm")
+	waitFor(t, "the new delivery to be sent", func() bool {
+		return states(t, db)["second"].State == outbox.StateDelivered
+	})
+	if st := d.Status()["crm"]; st.Breaker != outbox.BreakerClosed {
+		t.Errorf("breaker = %+v after the probe succeeded, want closed", st)
+	}
+}

@@ -84,7 +84,7 @@ var ErrNotMappingFailed = errors.New("event is not mapping_failed")
 // deliveries enqueued.
 func (db *DB) Remap(ctx context.Context, eventID int64, ds []NewDelivery, mapErr error, now time.Time) (int, error) {
 	var n int
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var state EventState
 		err := tx.QueryRowContext(ctx, `SELECT state FROM events WHERE id = ?`, eventID).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -111,7 +111,7 @@ func (db *DB) Purge(ctx context.Context, cutoff time.Time, batch int) (int, erro
 	total := 0
 	for {
 		var n int64
-		err := db.write(ctx, func(tx *sql.Tx) error {
+		err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			r, err := tx.ExecContext(ctx, `
 				DELETE FROM deliveries WHERE id IN (
 					SELECT id FROM deliveries

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -47,6 +48,7 @@ type DB struct {
 	commits    atomic.Int64 // transactions committed by the writer
 	stmts      map[string]*sql.Stmt
 	lazySync   bool // the writer connection is at synchronous=NORMAL
+	closeOnce  sync.Once
 }
 
 // NewDB returns a DB for the file at path. Call Open before use.
@@ -98,12 +100,12 @@ func (db *DB) Open() error {
 // Close waits for the writes in progress and closes the database. Writes
 // after Close fail with ErrClosed. Close is idempotent.
 func (db *DB) Close() error {
+	first := false
+	db.closeOnce.Do(func() { first = true })
+	if !first {
+		return nil
+	}
 	if db.closed != nil {
-		select {
-		case <-db.closed:
-			return nil
-		default:
-		}
 		close(db.closed)
 		<-db.writerDone
 	}
@@ -158,7 +160,7 @@ func (db *DB) migrate() error {
 
 // Probe proves the database is writable by committing a write.
 func (db *DB) Probe(ctx context.Context, now time.Time) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, ms(now))
 		return err

@@ -55,8 +55,6 @@ const (
 		UPDATE deliveries SET state = 'dead', lease_until = NULL, finished_at = ?,
 			last_status = ?, last_error = ?
 		WHERE id = ? AND state = 'running' AND attempts = ?`
-	sqlSyncFull   = `PRAGMA synchronous = FULL`
-	sqlSyncNormal = `PRAGMA synchronous = NORMAL`
 )
 
 // prepare prepares the hot statements on the writer connection. It runs
@@ -64,7 +62,7 @@ const (
 func (db *DB) prepare() error {
 	db.stmts = map[string]*sql.Stmt{}
 	for _, q := range []string{sqlSavepoint, sqlRelease, sqlRollbackTo, sqlInsertEvent, sqlInsertDelivery,
-		sqlInsertAttempt, sqlClaim, sqlRecordDelivered, sqlRecordRetry, sqlRecordDead, sqlSyncFull, sqlSyncNormal} {
+		sqlInsertAttempt, sqlClaim, sqlRecordDelivered, sqlRecordRetry, sqlRecordDead} {
 		st, err := db.wconn.Prepare(q)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)
@@ -82,7 +80,9 @@ func (db *DB) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
 // writeReq is one write waiting for the writer goroutine.
 type writeReq struct {
 	ctx context.Context
-	fn  func(*sql.Tx) error
+	// fn runs with the writer's own context, never the caller's: an
+	// interrupted statement would roll back the whole shared transaction.
+	fn func(context.Context, *sql.Tx) error
 	// lazy writes may commit without an fsync (see writeLazy).
 	lazy bool
 	// bare, instead of fn, runs outside any transaction, for statements
@@ -101,7 +101,7 @@ type writeReq struct {
 // acknowledged quickly while every acknowledgement still means "on disk".
 // Each write runs inside its own SAVEPOINT, so one failing write is rolled
 // back alone and never spoils the others in its batch.
-func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
+func (db *DB) write(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	return db.queue(ctx, &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})})
 }
 
@@ -111,7 +111,7 @@ func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 // OS failure can lose only its last commits, whose deliveries are then
 // sent again under the same idempotency key. A batch with any other write
 // commits with synchronous=FULL, so an acknowledged event is always on disk.
-func (db *DB) writeLazy(ctx context.Context, fn func(*sql.Tx) error) error {
+func (db *DB) writeLazy(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	return db.queue(ctx, &writeReq{ctx: ctx, fn: fn, lazy: true, done: make(chan struct{})})
 }
 
@@ -190,13 +190,14 @@ func (db *DB) commit(batch []*writeReq) {
 	for _, r := range batch {
 		lazy = lazy && r.lazy
 	}
-	// synchronous may only change outside a transaction.
+	// synchronous may only change outside a transaction, and SQLite applies
+	// it when the PRAGMA is prepared, not when it runs: never prepare it.
 	if lazy != db.lazySync {
-		q := sqlSyncFull
+		level := "FULL"
 		if lazy {
-			q = sqlSyncNormal
+			level = "NORMAL"
 		}
-		if _, err := db.stmts[q].Exec(); err != nil {
+		if _, err := db.wconn.Exec(`PRAGMA synchronous = ` + level); err != nil {
 			finish(fmt.Errorf("set synchronous: %w", err))
 			return
 		}
@@ -219,7 +220,7 @@ func (db *DB) commit(batch []*writeReq) {
 			r.err = err
 			continue
 		}
-		if err := r.fn(tx); err != nil {
+		if err := r.fn(ctx, tx); err != nil {
 			r.err = err
 			if _, rbErr := db.stmt(ctx, tx, sqlRollbackTo).ExecContext(ctx); rbErr != nil {
 				tx.Rollback()

@@ -34,7 +34,7 @@ func TestWrite_FailureIsIsolated(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = db.write(ctx, func(tx *sql.Tx) error {
+			errs[i] = db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO probe (id, at) VALUES (1, ?)
 					ON CONFLICT (id) DO UPDATE SET at = at + 1`, 0); err != nil {
 					return err
@@ -165,5 +165,67 @@ func TestDB_Checkpoint(t *testing.T) {
 	// Writes go on afterwards.
 	if _, err := db.Accept(ctx, Event{Platform: "p", Key: "after", Type: "t", Body: []byte("{}")}, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWrite_SynchronousLevel reads the writer connection's synchronous
+// level back: FULL (2) after a batch holding an accepted event, NORMAL (1)
+// after one of only the dispatcher's bookkeeping. A 202 must mean fsynced.
+func TestWrite_SynchronousLevel(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	level := func() int {
+		var n int
+		if err := db.wconn.QueryRow(`PRAGMA synchronous`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got := level(); got != 2 {
+		t.Fatalf("synchronous after Open = %d, want 2 (FULL)", got)
+	}
+	if _, err := db.Claim(ctx, "crm", 1, time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := level(); got != 1 {
+		t.Fatalf("synchronous after a bookkeeping-only batch = %d, want 1 (NORMAL)", got)
+	}
+	if _, err := db.Accept(ctx, Event{Platform: "p", Key: "k", Type: "t", ReceivedAt: time.Now(), Body: []byte("{}")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := level(); got != 2 {
+		t.Fatalf("synchronous after an Accept = %d, want 2 (FULL)", got)
+	}
+}
+
+// TestWrite_CancelledCallerSpoilsNothing cancels one caller's context
+// while its write runs inside a shared batch: the other writes of the
+// batch must still commit.
+func TestWrite_CancelledCallerSpoilsNothing(t *testing.T) {
+	db := openTestDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			close(started)
+			cancel() // the caller goes away mid-write
+			_, err := tx.ExecContext(ctx, `INSERT INTO probe (id, at) VALUES (1, 1)`)
+			return err
+		})
+	}()
+	<-started
+	_, err := db.Accept(context.Background(), Event{Platform: "p", Key: "other", Type: "t", ReceivedAt: time.Now(),
+		Body: []byte("{}")}, nil)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("an unrelated Accept failed because another caller was cancelled: %v", err)
+	}
+	var n int
+	db.read.QueryRow(`SELECT count(*) FROM events`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("events = %d, want the unrelated event stored", n)
 	}
 }
