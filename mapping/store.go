@@ -131,9 +131,23 @@ func (s *Store) Check(name string, data []byte) (*Set, error) {
 // Save writes data to the file name (a base name in Dir) if, and only if,
 // the whole mapping loads without problems with it; the file is replaced
 // atomically and the new Set is current when Save returns.
-func (s *Store) Save(name string, data []byte) error {
+//
+// check, when not nil, is called first with the file's content as it is on
+// disk (exists false when there is none), under the same lock as the
+// write, so that "refuse if it changed since I read it" cannot race with
+// another Save; its error is returned as is and nothing is written.
+func (s *Store) Save(name string, data []byte, check func(old []byte, exists bool) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if check != nil && s.Dir != "" && name == filepath.Base(name) {
+		old, err := os.ReadFile(filepath.Join(s.Dir, name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := check(old, err == nil); err != nil {
+			return err
+		}
+	}
 	files, err := s.withFile(name, data)
 	if err != nil {
 		return err

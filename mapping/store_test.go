@@ -2,6 +2,7 @@ package mapping_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,7 @@ func TestStore_SaveValidatesBeforeWriting(t *testing.T) {
 	s := newStore(t, map[string]string{"a.toml": ruleA})
 	before := s.Current()
 	bad := strings.Replace(ruleA, `'"A"'`, `'nosuchfield'`, 1)
-	if err := s.Save("a.toml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "nosuchfield") {
+	if err := s.Save("a.toml", []byte(bad), nil); err == nil || !strings.Contains(err.Error(), "nosuchfield") {
 		t.Fatalf("Save of a broken mapping = %v, want the problem", err)
 	}
 	if data, _ := os.ReadFile(filepath.Join(s.Dir, "a.toml")); string(data) != ruleA {
@@ -49,14 +50,14 @@ func TestStore_SaveValidatesBeforeWriting(t *testing.T) {
 		t.Fatalf("a broken Save replaced the current set")
 	}
 	good := strings.Replace(ruleA, `'"A"'`, `'"B"'`, 1)
-	if err := s.Save("a.toml", []byte(good)); err != nil {
+	if err := s.Save("a.toml", []byte(good), nil); err != nil {
 		t.Fatal(err)
 	}
 	if data, _ := os.ReadFile(filepath.Join(s.Dir, "a.toml")); string(data) != good || s.Current() == before {
 		t.Fatalf("a good Save did not write the file and swap the set")
 	}
 	for _, name := range []string{"../x.toml", "x.txt", ".hidden.toml"} {
-		if err := s.Save(name, []byte(ruleA)); err == nil {
+		if err := s.Save(name, []byte(ruleA), nil); err == nil {
 			t.Errorf("Save(%q) succeeded, want a refusal", name)
 		}
 	}
@@ -123,3 +124,40 @@ func TestStore_Watch(t *testing.T) {
 		t.Fatalf("status after a good reload still has an error: %+v", st)
 	}
 }
+
+// TestStore_SaveCheckIsAtomic: saves that all started from the same
+// content race; the check runs under the store's lock, so exactly one of
+// them writes and the others see the file changed.
+func TestStore_SaveCheckIsAtomic(t *testing.T) {
+	s := newStore(t, map[string]string{"a.toml": ruleA})
+	base := ruleA
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			edit := strings.Replace(ruleA, `'"A"'`, `'"edit `+string(rune('0'+i))+`"'`, 1)
+			err := s.Save("a.toml", []byte(edit), func(old []byte, exists bool) error {
+				if !exists || string(old) != base {
+					return errChanged
+				}
+				return nil
+			})
+			if err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			} else if err != errChanged {
+				t.Errorf("save %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d of 8 saves from the same base were written, want exactly 1", wins)
+	}
+}
+
+var errChanged = errors.New("changed on disk")

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -435,6 +434,11 @@ func (m *Main) handleMappingCheck(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "problems": mapping.Problems{}, "rules": set.Rules()})
 }
 
+// conflictError refuses a save whose base is not the file on disk.
+type conflictError string
+
+func (e conflictError) Error() string { return string(e) }
+
 // handleMappingSave saves one file, if the whole mapping loads without
 // problems with it, and makes it current: 422 with the problems otherwise,
 // the file and the mappings in use unchanged.
@@ -443,25 +447,28 @@ func (m *Main) handleMappingSave(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The base check runs inside Save, under the store's lock, so that two
+	// saves of one file cannot both pass it.
+	var check func(old []byte, exists bool) error
 	if e.Base != nil {
-		old, err := os.ReadFile(filepath.Join(m.mappings.Dir, e.Name))
-		switch {
-		case err != nil && !errors.Is(err, os.ErrNotExist):
-			m.adminError(w, r, err)
-			return
-		case err != nil && *e.Base != "":
-			writeError(w, http.StatusConflict, e.Name+" was deleted since you opened it; copy your edit, then reload the page")
-			return
-		case err == nil && *e.Base != contentSum(old):
-			msg := e.Name + " was changed on disk since you opened it; copy your edit, then reload the page"
-			if *e.Base == "" {
-				msg = e.Name + " already exists; pick another name"
+		check = func(old []byte, exists bool) error {
+			switch {
+			case !exists && *e.Base != "":
+				return conflictError(e.Name + " was deleted since you opened it; copy your edit, then reload the page")
+			case exists && *e.Base == "":
+				return conflictError(e.Name + " already exists; pick another name")
+			case exists && *e.Base != contentSum(old):
+				return conflictError(e.Name + " was changed on disk since you opened it; copy your edit, then reload the page")
 			}
-			writeError(w, http.StatusConflict, msg)
-			return
+			return nil
 		}
 	}
-	err := m.mappings.Save(e.Name, []byte(e.Content))
+	err := m.mappings.Save(e.Name, []byte(e.Content), check)
+	var ce conflictError
+	if errors.As(err, &ce) {
+		writeError(w, http.StatusConflict, string(ce))
+		return
+	}
 	if ps, ok := m.problems(err); ok {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"ok": false, "problems": ps,
 			"error": fmt.Sprintf("not saved: %d problems; %s is unchanged", len(ps), e.Name)})
