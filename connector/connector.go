@@ -18,6 +18,9 @@ import (
 var (
 	ErrBadPayload   = errors.New("bad payload")
 	ErrUnknownEvent = errors.New("unknown event")
+	// ErrInProgress is what Flusher.Flush returns for the snapshot of a
+	// conversation that is not over.
+	ErrInProgress = errors.New("interaction in progress")
 )
 
 // BadPayload returns an error wrapping ErrBadPayload that names the field at
@@ -53,4 +56,28 @@ type Event struct {
 	// State deletes the snapshot (the interaction is done).
 	StateKey string
 	State    []byte
+}
+
+// Flusher is implemented by the sources that keep snapshots (Genesys,
+// Five9). The daemon calls it for a snapshot that no event has updated for
+// a while, to log interactions whose completing event never came: the
+// agent closed the browser tab before Genesys MARKDONE_APPLY, or Five9's
+// callEnded arrived and callFinished did not.
+//
+// Flush returns the Interaction a stale snapshot holds when the
+// conversation itself is over (Genesys: RELEASED, ENDED or COMPLETED seen
+// and not yet emitted; Five9: a *Ended seen), flagged in
+// Interaction.Attached as incomplete, with the reason, under the source's
+// own flag keys. It returns no Interaction when the snapshot is not of a
+// finished conversation, or was emitted already; the error tells the caller
+// what to do with the snapshot:
+//
+//   - nil, ErrInProgress (wrapped): the conversation is still ringing or
+//     talking; leave the snapshot.
+//   - nil, nil: there is nothing left to log (the Genesys marker kept
+//     until REMOVED after the interaction was emitted); delete it.
+//   - nil, another error: the snapshot cannot be read (damaged, another
+//     version); leave it, the store's retention purges it.
+type Flusher interface {
+	Flush(state []byte) (*Interaction, error)
 }

@@ -137,3 +137,38 @@ func (db *DB) State(ctx context.Context, platform, key string) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// StoredState is one snapshot of the states table.
+type StoredState struct {
+	Platform  string
+	Key       string
+	Data      []byte
+	UpdatedAt time.Time
+}
+
+// StaleStates returns up to limit snapshots of platform not updated since
+// before, oldest first: those whose interaction may never be completed.
+func (db *DB) StaleStates(ctx context.Context, platform string, before time.Time, limit int) ([]StoredState, error) {
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT platform, state_key, data, updated_at FROM states INDEXED BY states_updated
+		WHERE updated_at < ? AND platform = ?
+		ORDER BY updated_at, state_key LIMIT ?`, ms(before), platform, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read stale states of %s: %w", platform, err)
+	}
+	defer rows.Close()
+	var out []StoredState
+	for rows.Next() {
+		var s StoredState
+		var at int64
+		if err := rows.Scan(&s.Platform, &s.Key, &s.Data, &at); err != nil {
+			return nil, fmt.Errorf("read stale states of %s: %w", platform, err)
+		}
+		s.UpdatedAt = fromMS(at)
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read stale states of %s: %w", platform, err)
+	}
+	return out, nil
+}

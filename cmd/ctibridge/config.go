@@ -62,6 +62,9 @@ type StoreConfig struct {
 	CheckpointSchedule string `koanf:"checkpoint_schedule"`
 	RedriveSchedule    string `koanf:"redrive_schedule"`
 	SummarySchedule    string `koanf:"summary_schedule"`
+	// FlushSchedule logs the interactions whose completing event never
+	// came (see the sources' FlushAfter).
+	FlushSchedule string `koanf:"flush_schedule"`
 }
 
 // MappingConfig says where the mapping files are.
@@ -141,6 +144,9 @@ type GenesysConfig struct {
 	DispositionKey string `koanf:"disposition_key"`
 	// GWS, when URL is set, subscribes to Genesys Web Services notifications.
 	GWS GWSConfig `koanf:"gws"`
+	// FlushAfter logs, flagged incomplete, an interaction that ended but
+	// was not marked done after this long; 0 never does.
+	FlushAfter time.Duration `koanf:"flush_after"`
 }
 
 // GWSConfig is a Genesys Web Services CometD subscription.
@@ -156,6 +162,9 @@ type GWSConfig struct {
 // Five9Config configures the Five9 source.
 type Five9Config struct {
 	SourceAuth `koanf:",squash"`
+	// FlushAfter logs, flagged incomplete, an interaction that ended but
+	// was not finished after this long; 0 never does.
+	FlushAfter time.Duration `koanf:"flush_after"`
 }
 
 // LogConfig configures logging.
@@ -185,7 +194,9 @@ func DefaultConfig() Config {
 			Genesys: GenesysConfig{
 				DispositionKey: "DispositionCode",
 				GWS:            GWSConfig{Channels: []string{"/v2/me/interactions"}},
+				FlushAfter:     2 * time.Hour,
 			},
+			Five9: Five9Config{FlushAfter: 2 * time.Hour},
 		},
 		Store: StoreConfig{
 			Path:               "ctibridge.db",
@@ -194,6 +205,7 @@ func DefaultConfig() Config {
 			PurgeSchedule:      "@every 1h",
 			CheckpointSchedule: "@every 5m",
 			SummarySchedule:    "0 0 * * *",
+			FlushSchedule:      "@every 5m",
 		},
 		Targets: map[string]TargetConfig{
 			"jsonl": defaultTarget(TargetConfig{Type: targetJSONL, Path: "activities.jsonl"}),
@@ -307,6 +319,7 @@ func (c *Config) Validate() error {
 		"store.checkpoint_schedule": c.Store.CheckpointSchedule,
 		"store.summary_schedule":    c.Store.SummarySchedule,
 		"store.redrive_schedule":    c.Store.RedriveSchedule,
+		"store.flush_schedule":      c.Store.FlushSchedule,
 	} {
 		if spec == "" && key == "store.redrive_schedule" {
 			continue
@@ -314,6 +327,12 @@ func (c *Config) Validate() error {
 		if err := checkSchedule(spec); err != nil {
 			bad(key, "%v", err)
 		}
+	}
+	if c.Sources.Genesys.FlushAfter < 0 {
+		bad("sources.genesys.flush_after", "must not be negative")
+	}
+	if c.Sources.Five9.FlushAfter < 0 {
+		bad("sources.five9.flush_after", "must not be negative")
 	}
 	if len(c.Targets) == 0 {
 		bad("targets", "at least one target is required")

@@ -27,6 +27,7 @@ func (m *Main) startJobs() error {
 		{m.Config.Store.CheckpointSchedule, m.checkpoint},
 		{m.Config.Store.RedriveSchedule, m.redriveDead},
 		{m.Config.Store.SummarySchedule, m.logSummary},
+		{m.Config.Store.FlushSchedule, m.flushStale},
 	}
 	for _, j := range jobs {
 		if j.spec == "" {

@@ -254,7 +254,7 @@ func read(r *reader, top connector.Object, name string, spec eventSpec) (*event,
 		return nil, connector.BadPayload("metadata.agentId", "longer than %d bytes", maxIDLen)
 	}
 
-	f := &facts{Events: []string{name}, AgentID: agentID, TenantID: tenantID, Transferred: spec.transferred}
+	f := &facts{ID: ev.id, Events: []string{name}, AgentID: agentID, TenantID: tenantID, Transferred: spec.transferred}
 	f.Channel = channelOf(ev.family)
 	readData(r, data, f)
 	readLog(r, logData, f)

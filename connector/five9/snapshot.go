@@ -36,7 +36,9 @@ const (
 // Times named At are the bridge's receivedAt stamps, the fallback when the
 // SDK's data carries no time of its own.
 type facts struct {
-	V       int      `json:"v"`
+	V int `json:"v"`
+	// ID is the interaction id, for Flush, which has only the snapshot.
+	ID      string   `json:"id,omitempty"`
 	Channel string   `json:"channel,omitempty"`
 	Events  []string `json:"events,omitempty"`
 
@@ -141,6 +143,7 @@ func (f *facts) merge(n *facts) {
 			*dst = v
 		}
 	}
+	str(&f.ID, n.ID)
 	str(&f.Channel, n.Channel)
 	str(&f.CallType, n.CallType)
 	str(&f.ANI, n.ANI)

@@ -31,7 +31,9 @@ const (
 const (
 	// FlagIncomplete is true when the interaction was emitted without its
 	// beginning: a done event arrived with no snapshot (the daemon was down
-	// or the tab opened mid-call), so start and duration are unknown.
+	// or the tab opened mid-call), so start and duration are unknown; or
+	// Flush emitted it from a stale snapshot (FlagFlushed says why), so the
+	// disposition and notes of wrap-up are missing.
 	FlagIncomplete = "ctibridge_incomplete"
 	// FlagUnknown lists the fields that are unknown rather than empty:
 	// start, end, duration, agent, channel, direction.
@@ -162,6 +164,7 @@ func (d Decoder) interaction(id string, l *leg, doneAt time.Time, raw json.RawMe
 	delete(in.Attached, FlagIncomplete)
 	delete(in.Attached, FlagUnknown)
 	delete(in.Attached, FlagTruncated)
+	delete(in.Attached, FlagFlushed)
 	if in.Start == nil {
 		in.Attached[FlagIncomplete] = true
 	}

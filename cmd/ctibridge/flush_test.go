@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/connector/connectortest"
+	"github.com/ctibridge/ctibridge/outbox"
+)
+
+// TestFlush_StaleCallsReachCRMOnce posts a Genesys call up to RELEASED
+// (the agent closed the tab before MARKDONE_APPLY) and a Five9 call up to
+// callEnded (no callFinished), and checks that the flush job logs each
+// once, flagged incomplete, and leaves no snapshot behind; while a Genesys
+// call still established is left alone.
+func TestFlush_StaleCallsReachCRMOnce(t *testing.T) {
+	crm := connectortest.NewFakeCRM(t)
+	m := MustRunMain(t, writeConfigWith(t, t.TempDir(), testMapping, `
+[targets.crm]
+type = "webhook"
+url = "`+crm.URL+`"
+secret = "${CRM_SECRET}"
+timeout = "2s"
+
+[sources.genesys]
+flush_after = "1ns"
+
+[sources.five9]
+flush_after = "1ns"
+`))
+	postAll := func(platform string, bodies [][]byte) {
+		t.Helper()
+		for i, body := range bodies {
+			if status, res := post(t, m.Addr(), platform, body); status != http.StatusAccepted && status != http.StatusOK {
+				t.Fatalf("%s line %d: POST = %d %v", platform, i+1, status, res)
+			}
+		}
+	}
+	until := func(bodies [][]byte, stop ...string) [][]byte {
+		var out [][]byte
+		for _, b := range bodies {
+			for _, s := range stop {
+				if bytes.Contains(b, []byte(s)) {
+					return out
+				}
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	testdata := func(platform, name string) [][]byte {
+		return fixtureBodies(t, filepath.Join("..", "..", "connector", platform, "testdata", name))
+	}
+
+	genesys := testdata("genesys", "inbound-call.jsonl")
+	var released [][]byte
+	for _, b := range genesys {
+		if !bytes.Contains(b, []byte(`"eventType":"MARKDONE_APPLY"`)) && !bytes.Contains(b, []byte(`"eventType":"REMOVED"`)) {
+			released = append(released, b)
+		}
+	}
+	postAll("genesys", released)
+	postAll("five9", until(testdata("five9", "inbound-call.jsonl"), `"event":"callFinished"`))
+
+	if n := countRows(t, m, "states"); n != 2 {
+		t.Fatalf("%d snapshots before the flush, want 2", n)
+	}
+	if n := len(crm.Requests()); n != 0 {
+		t.Fatalf("CRM received %d requests before the flush, want 0", n)
+	}
+
+	m.flushStale()
+	waitFor(t, "both calls to reach the CRM", func() bool { return len(crm.Accepted()) == 2 })
+
+	if n := countRows(t, m, "states"); n != 0 {
+		t.Fatalf("%d snapshots after the flush, want none", n)
+	}
+	evs, err := m.DB.Events(context.Background(), outbox.EventFilter{WithInteraction: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 {
+		t.Fatalf("%d events with an interaction, want 2", len(evs))
+	}
+	for _, e := range evs {
+		var in struct {
+			Attached map[string]any `json:"attached"`
+		}
+		if err := json.Unmarshal(e.Interaction, &in); err != nil {
+			t.Fatal(err)
+		}
+		if e.Type != flushEventType || in.Attached["ctibridge_incomplete"] != true || in.Attached["ctibridge_flushed"] == nil {
+			t.Errorf("event %s %s: attached %v, want a FLUSH flagged incomplete", e.Platform, e.Type, in.Attached)
+		}
+	}
+
+	// Flushing again sends nothing; a call still established is not
+	// flushed.
+	// Another call, still established: the same events before RELEASED,
+	// under another id.
+	var established [][]byte
+	for _, b := range until(genesys, `"eventType":"RELEASED"`) {
+		established = append(established, bytes.ReplaceAll(b,
+			[]byte("4L6JGNEE9H7DT671FRPTKE6CQO00000G"), []byte("4L6JGNEE9H7DT671FRPTKE6CQO0000ZZ")))
+	}
+	postAll("genesys", established)
+	m.flushStale()
+	time.Sleep(100 * time.Millisecond) // a second delivery would have started by now
+	if n := len(crm.Requests()); n != 2 {
+		t.Fatalf("CRM received %d requests after the second flush, want 2", n)
+	}
+	states, err := m.DB.StaleStates(context.Background(), "genesys", time.Now().Add(time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != 1 || states[0].Key != "4L6JGNEE9H7DT671FRPTKE6CQO0000ZZ" || countRows(t, m, "states") != 1 {
+		t.Fatalf("snapshots left = %+v, want only the established call's", states)
+	}
+}

@@ -1,0 +1,75 @@
+package five9
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ctibridge/ctibridge/connector"
+)
+
+// snapshotUntil decodes testdata/inbound-call.jsonl up to, not including,
+// the first event named stop and returns the one snapshot left behind.
+func snapshotUntil(t *testing.T, stop string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/inbound-call.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string][]byte{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		if strings.Contains(line, `"event":"`+stop+`"`) {
+			break
+		}
+		ev, err := Decoder{}.Decode([]byte(line), func(k string) ([]byte, error) { return states[k], nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		states[ev.StateKey] = ev.State
+	}
+	if len(states) != 1 {
+		t.Fatalf("%d snapshots, want 1", len(states))
+	}
+	for _, s := range states {
+		return s
+	}
+	return nil
+}
+
+func TestFlush_EndedNeverFinished(t *testing.T) {
+	var _ connector.Flusher = Decoder{}
+	in, err := Decoder{}.Flush(snapshotUntil(t, "callFinished"))
+	if err != nil || in == nil {
+		t.Fatalf("Flush = %v, %v; want the interaction", in, err)
+	}
+	if in.Platform != Platform || in.ID != "45E471D607A94072A553A1406CC0BF03" || in.Channel != connector.ChannelVoice ||
+		in.Direction != connector.DirectionInbound || in.Duration != 385 || in.Who == nil {
+		t.Errorf("Flush = %+v", in)
+	}
+	if in.Attached[FlagIncomplete] != true || in.Attached[FlagFlushed] != flushReason {
+		t.Errorf("Attached = %v, want %s and %s", in.Attached, FlagIncomplete, FlagFlushed)
+	}
+}
+
+func TestFlush_Accepted(t *testing.T) {
+	in, err := Decoder{}.Flush(snapshotUntil(t, "callEnded"))
+	if in != nil || !errors.Is(err, connector.ErrInProgress) {
+		t.Errorf("Flush = %v, %v; want nil, ErrInProgress", in, err)
+	}
+}
+
+func TestFlush_Damaged(t *testing.T) {
+	for _, state := range []string{``, `{`, `[]`, `{"v":2,"id":"x"}`, `{"v":1,"endedAt":"2026-11-21T14:31:25Z"}`} {
+		in, err := Decoder{}.Flush([]byte(state))
+		if in != nil || err == nil || errors.Is(err, connector.ErrInProgress) {
+			t.Errorf("Flush(%q) = %v, %v; want an error", state, in, err)
+		}
+	}
+	if _, err := (Decoder{}).Flush(nil); err == nil {
+		t.Error("Flush(nil): no error")
+	}
+}
