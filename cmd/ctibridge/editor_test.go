@@ -1,21 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -603,226 +598,71 @@ path = %q
 	}
 }
 
-// editorBrowser is headless Chromium with one page, behind
-// testdata/editor/driver.mjs.
-type editorBrowser struct {
-	stdin  io.WriteCloser
-	lines  chan []byte
-	stderr *syncBuffer
-	next   int
-}
+// editorBrowser is one page of the shared browser driver (startBrowser in
+// bridge_test.go): the editor's tests name no contexts or pages.
+type editorBrowser struct{ b *browser }
 
-type editorReply struct {
-	ID     int             `json:"id"`
-	OK     bool            `json:"ok"`
-	Result json.RawMessage `json:"result"`
-	Error  string          `json:"error"`
-}
+const editorPage = "editor"
 
-// editorBrowserLimit bounds the whole browser run; the driver stops itself
-// at the same limit.
-const editorBrowserLimit = 120 * time.Second
-
-// startEditorBrowser starts the driver and its Chromium on a fresh
-// profile, or skips the test when either is missing (it fails instead when
-// CI is set: there that is a broken setup).
+// startEditorBrowser starts Chromium with one context and page for the
+// editor, or skips the test when either is missing (fails when CI is set).
 func startEditorBrowser(t *testing.T) *editorBrowser {
 	t.Helper()
-	missing := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") != "" {
-			t.Fatalf(format+" (CI is set, so this cannot be skipped)", args...)
-		}
-		t.Skipf(format, args...)
-	}
-	const chromium = "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
-		missing("Debian chromium is not installed (apt-get install chromium): %v", err)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node not found on PATH: %v", err)
-	}
-	modules, err := filepath.Abs("../../.ci/node/node_modules")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(modules, "playwright-core", "package.json")); err != nil {
-		missing("playwright-core is not installed (run npm ci --prefix .ci/node): %v", err)
-	}
-
-	tmp := t.TempDir()
-	profile := filepath.Join(tmp, "profile") // --user-data-dir, fresh
-	ctx, cancel := context.WithTimeout(context.Background(), editorBrowserLimit+10*time.Second)
-	cmd := exec.CommandContext(ctx, node, "testdata/editor/driver.mjs", modules, chromium, profile,
-		strconv.Itoa(int(editorBrowserLimit/time.Second)))
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	// Its own process group, so that the cleanup can end the driver and
-	// every browser process it started, and nothing else.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	b := &editorBrowser{stderr: &syncBuffer{}, lines: make(chan []byte, 16)}
-	cmd.Stderr = b.stderr
-	if b.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 16<<20)
-		for sc.Scan() {
-			b.lines <- bytes.Clone(sc.Bytes())
-		}
-		close(b.lines)
-		waited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		defer cancel()
-		b.stdin.Close() // the driver closes the browser and exits
-		select {
-		case err := <-waited:
-			if err != nil {
-				t.Logf("driver: %v\n%s", err, b.stderr.String())
-			}
-		case <-time.After(15 * time.Second):
-			cancel() // SIGTERM to the group, then SIGKILL after WaitDelay
-			<-waited
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what is left of the group, if anything
-		killByDir(t, profile)
-	})
-	r := b.reply(t, 0, 60*time.Second)
-	t.Logf("browser: %s", r)
-	return b
+	b := startBrowser(t)
+	b.do(t, map[string]any{"op": "context", "ctx": editorPage})
+	b.do(t, map[string]any{"op": "open", "ctx": editorPage, "page": editorPage, "url": "about:blank"})
+	return &editorBrowser{b}
 }
 
-// reply waits for the driver's reply to request id.
-func (b *editorBrowser) reply(t *testing.T, id int, timeout time.Duration) json.RawMessage {
+// do runs one driver op on the editor's page and returns its result,
+// failing t on error.
+func (e *editorBrowser) do(t *testing.T, op string, args map[string]any) json.RawMessage {
 	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case line, ok := <-b.lines:
-			if !ok {
-				t.Fatalf("the browser driver exited: %s", b.stderr.String())
-			}
-			var r editorReply
-			if json.Unmarshal(line, &r) != nil || r.ID != id {
-				continue
-			}
-			if !r.OK {
-				t.Fatalf("browser request %d: %s", id, r.Error)
-			}
-			return r.Result
-		case <-deadline:
-			t.Fatalf("no answer from the browser to request %d within %v: %s", id, timeout, b.stderr.String())
-		}
-	}
-}
-
-// do runs one driver op and returns its result, failing t on error.
-func (b *editorBrowser) do(t *testing.T, op string, args map[string]any) json.RawMessage {
-	t.Helper()
-	b.next++
-	req := map[string]any{"id": b.next, "op": op}
+	req := map[string]any{"op": op, "ctx": editorPage, "page": editorPage}
 	for k, v := range args {
 		req[k] = v
 	}
-	line, err := json.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.stdin.Write(append(line, '\n')); err != nil {
-		t.Fatalf("browser %s: %v", op, err)
-	}
-	return b.reply(t, b.next, 30*time.Second)
+	return e.b.do(t, req)
 }
 
-// wait waits until js is true in the page.
-func (b *editorBrowser) wait(t *testing.T, what, js string) {
+// wait waits until js is true in the page; on failure it shows what the
+// page says.
+func (e *editorBrowser) wait(t *testing.T, what, js string) {
 	t.Helper()
-	b.next++
-	line, _ := json.Marshal(map[string]any{"id": b.next, "op": "wait", "js": js, "timeout": 15000})
-	if _, err := b.stdin.Write(append(line, '\n')); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case l, ok := <-b.lines:
-			if !ok {
-				t.Fatalf("waiting for %s: the browser driver exited: %s", what, b.stderr.String())
-			}
-			var r editorReply
-			if json.Unmarshal(l, &r) != nil || r.ID != b.next {
-				continue
-			}
-			if !r.OK {
-				t.Fatalf("waiting for %s: %s\nthe page says: %s", what, r.Error, b.evalString(t, "document.body.innerText"))
-			}
-			return
-		case <-deadline:
-			t.Fatalf("waiting for %s: no answer from the browser", what)
-		}
+	if _, err := e.b.send(map[string]any{"op": "wait", "page": editorPage, "js": js, "timeout": 15000}, 30*time.Second); err != nil {
+		t.Fatalf("waiting for %s: %v\nthe page says: %s", what, err, e.evalString(t, "document.body.innerText"))
 	}
 }
 
 // clickNav clicks selector, waits for the page it loads, and returns its
 // URL.
-func (b *editorBrowser) clickNav(t *testing.T, selector string) string {
+func (e *editorBrowser) clickNav(t *testing.T, selector string) string {
 	t.Helper()
 	var u string
-	_ = json.Unmarshal(b.do(t, "clickNav", map[string]any{"selector": selector}), &u)
+	_ = json.Unmarshal(e.do(t, "clickNav", map[string]any{"selector": selector}), &u)
 	return u
 }
 
 // evalString evaluates js in the page and returns its string value.
-func (b *editorBrowser) evalString(t *testing.T, js string) string {
+func (e *editorBrowser) evalString(t *testing.T, js string) string {
 	t.Helper()
 	var s string
-	if err := json.Unmarshal(b.do(t, "eval", map[string]any{"js": js}), &s); err != nil {
+	if err := json.Unmarshal(e.do(t, "eval", map[string]any{"js": js}), &s); err != nil {
 		t.Fatalf("eval %s: %v", js, err)
 	}
 	return s
 }
 
 // screenshot saves the page to a file that outlives the test.
-func (b *editorBrowser) screenshot(t *testing.T, what string) {
+func (e *editorBrowser) screenshot(t *testing.T, what string) {
 	t.Helper()
 	f, err := os.CreateTemp("", "ctibridge-editor-"+what+"-*.png")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
-	b.do(t, "screenshot", map[string]any{"path": f.Name()})
+	e.do(t, "screenshot", map[string]any{"path": f.Name()})
 	t.Logf("screenshot (%s): %s", what, f.Name())
-}
-
-// killByDir kills, by pid, any process still running whose command line
-// names dir: a Chromium of this test that outlived its driver.
-func killByDir(t *testing.T, dir string) {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
-			continue
-		}
-		t.Logf("killing leftover browser process %d", pid)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
 }
 
 // caretAfterJS puts the editor's caret right after the first occurrence of
