@@ -20,18 +20,14 @@ func mustFail(tb testing.TB, db *outbox.DB, target, key string, now time.Time, o
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, m := range msgs {
-		if m.Key != key {
-			tb.Fatalf("claimed %s, want only %s", m.Key, key)
-		}
-		a := outbox.Attempt{Outcome: o, StartedAt: now, Latency: 42 * time.Millisecond, Status: status,
-			Class: "http_4xx", Error: "HTTP " + body, ResponseBody: body, NextAttemptAt: now}
-		if err := db.Record(ctx, m, a, now); err != nil {
-			tb.Fatal(err)
-		}
-		return
+	if len(msgs) != 1 || msgs[0].Key != key {
+		tb.Fatalf("claimed %+v, want only %s", msgs, key)
 	}
-	tb.Fatalf("nothing to claim for %s", key)
+	a := outbox.Attempt{Outcome: o, StartedAt: now, Latency: 42 * time.Millisecond, Status: status,
+		Class: "http_4xx", Error: "HTTP " + body, ResponseBody: body, NextAttemptAt: now}
+	if err := db.Record(ctx, msgs[0], a, now); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // idOf returns the id of the delivery with key.
