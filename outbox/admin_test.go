@@ -260,7 +260,8 @@ func TestDB_RetriedDeadIsDelivered(t *testing.T) {
 	db := MustOpenDB(t)
 	policy := outbox.DefaultRetryPolicy()
 	policy.MaxAttempts = 3
-	accepted := time.Now().Add(-2 * policy.MaxAge)
+	clock := clockAt(t0)
+	accepted := t0.Add(-2 * policy.MaxAge)
 	ev := event("e1")
 	ev.ReceivedAt = accepted
 	if _, err := db.Accept(ctx, ev, []outbox.NewDelivery{{Target: "crm", Key: "k1", Payload: []byte(`{}`)}}); err != nil {
@@ -287,12 +288,12 @@ func TestDB_RetriedDeadIsDelivered(t *testing.T) {
 		}
 		return 201, nil
 	}
-	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Retry: policy}}}
+	d := &outbox.Dispatcher{DB: db, Now: clock, Targets: []outbox.Target{{Name: "crm", Send: send, Retry: policy}}}
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close(ctx)
-	if n, err := db.Retry(ctx, []int64{id}, time.Now()); err != nil || n != 1 {
+	if n, err := db.Retry(ctx, []int64{id}, clock()); err != nil || n != 1 {
 		t.Fatalf("Retry = %d, %v; want 1", n, err)
 	}
 	d.Notify("crm")

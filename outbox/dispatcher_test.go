@@ -62,7 +62,7 @@ func TestDispatcher(t *testing.T) {
 		return 201, nil
 	}
 	policy := outbox.DefaultRetryPolicy()
-	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Retry: policy}}}
+	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: send, Retry: policy}}}
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestDispatcher_SlowTargetDoesNotBlockOthers(t *testing.T) {
 		}
 	}
 	fast := func(ctx context.Context, m outbox.Message) (int, error) { return 200, nil }
-	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{
+	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{
 		{Name: "slow", Send: slow, Concurrency: 1, Retry: outbox.DefaultRetryPolicy()},
 		{Name: "fast", Send: fast, Retry: outbox.DefaultRetryPolicy()},
 	}}
@@ -136,7 +136,7 @@ func TestDispatcher_CloseCancelsInflightAndKeepsThem(t *testing.T) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	}
-	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: hang, Retry: outbox.DefaultRetryPolicy()}}}
+	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: hang, Retry: outbox.DefaultRetryPolicy()}}}
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestDispatcher_OpenReturnsRunningRowsOfADeadProcess(t *testing.T) {
 	}
 	delivered := make(chan string, 1)
 	send := func(ctx context.Context, m outbox.Message) (int, error) { delivered <- m.Key; return 200, nil }
-	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Retry: outbox.DefaultRetryPolicy()}}}
+	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: send, Retry: outbox.DefaultRetryPolicy()}}}
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestDispatcher_OnePerDatabase(t *testing.T) {
 	db := MustOpenDB(t)
 	send := func(ctx context.Context, m outbox.Message) (int, error) { return 200, nil }
 	newD := func() *outbox.Dispatcher {
-		return &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Retry: outbox.DefaultRetryPolicy()}}}
+		return &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: send, Retry: outbox.DefaultRetryPolicy()}}}
 	}
 	first := newD()
 	if err := first.Open(); err != nil {
@@ -219,7 +219,7 @@ func TestDispatcher_BreakerPausesFailingTarget(t *testing.T) {
 		}
 		return 200, nil
 	}
-	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Concurrency: 1,
+	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: send, Concurrency: 1,
 		Retry: outbox.DefaultRetryPolicy(), BreakerFailures: 3, BreakerCooldown: 300 * time.Millisecond}}}
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
@@ -263,7 +263,7 @@ func TestDispatcher_RateLimit(t *testing.T) {
 		mu.Unlock()
 		return 200, nil
 	}
-	d := &outbox.Dispatcher{DB: db, Targets: []outbox.Target{{Name: "crm", Send: send, Concurrency: 8,
+	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: send, Concurrency: 8,
 		Retry: outbox.DefaultRetryPolicy(), RateLimit: 20}}}
 	for i := range 30 {
 		mustAccept(t, db, fmt.Sprint("e", i), "crm", fmt.Sprint("k", i))
@@ -300,7 +300,7 @@ func TestDispatcher_BreakerProbesNewDeliveries(t *testing.T) {
 		}
 		return 200, nil
 	}
-	d := &outbox.Dispatcher{DB: db, PollInterval: 20 * time.Millisecond, Targets: []outbox.Target{{Name: "crm", Send: send,
+	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), PollInterval: 20 * time.Millisecond, Targets: []outbox.Target{{Name: "crm", Send: send,
 		Retry: outbox.DefaultRetryPolicy(), BreakerFailures: 1, BreakerCooldown: 50 * time.Millisecond}}}
 	if err := d.Open(); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,17 @@ func MustOpenDB(tb testing.TB) *outbox.DB {
 	return db
 }
 
-var t0 = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+// t0 is the tests' fixed "now", far from any day the tests run on: a test
+// that compared it with the real clock would fail at once, not weeks later.
+var t0 = time.Date(2001, 2, 3, 9, 0, 0, 0, time.UTC)
+
+// clockAt is a clock that reads start when it is made and runs on in real
+// time, for a Dispatcher whose deliveries were accepted at t0: its timers
+// are real while its dates agree with the test's on any day.
+func clockAt(start time.Time) func() time.Time {
+	began := time.Now()
+	return func() time.Time { return start.Add(time.Since(began)) }
+}
 
 func event(key string) outbox.Event {
 	return outbox.Event{Platform: "test", Key: key, Type: "END", ReceivedAt: t0, Body: []byte(`{"k":"` + key + `"}`)}
