@@ -14,4 +14,13 @@ type Activity struct {
 	InteractionID string `json:"interactionId"`
 	// Fields maps CRM field names to values.
 	Fields map[string]any `json:"fields"`
+	// Who and What are the CRM records the interaction is about, from the
+	// platform or click-to-dial: a CRM target links the record to them
+	// (Salesforce WhoId/WhatId, HubSpot associations) without the rule
+	// having to name them as fields.
+	Who  *CRMObject `json:"who,omitempty"`
+	What *CRMObject `json:"what,omitempty"`
+	// Phone is the customer's number (E.164 when it parses), for a target
+	// that finds the caller's CRM record when Who is nil.
+	Phone string `json:"phone,omitempty"`
 }

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,25 @@ type Delivery struct {
 	Body []byte
 	// Attempt counts from 1.
 	Attempt int
+}
+
+// Result is what a target reports of one delivery.
+type Result struct {
+	// Status is the HTTP status of the final response, 0 when none arrived.
+	Status int
+	// RecordID is the CRM's own id of the record written (a Salesforce Task
+	// id, a HubSpot call id), when the CRM says: the outbox keeps it so that
+	// a later step can update the record and an operator can find it.
+	RecordID string
+}
+
+// Target delivers activity records to one destination: a CRM or a file. It
+// returns nil once the record is there, or an error whose methods say what
+// the outbox should do (see DeliveryError). Deliver may be called
+// concurrently, and again with the same Delivery.Key after any failure or
+// crash: the same key must never become a second record.
+type Target interface {
+	Deliver(ctx context.Context, d Delivery) (Result, error)
 }
 
 // MaxErrorBody is how much of a CRM's response body an error keeps.

@@ -67,6 +67,21 @@ type Interaction struct {
 	Raw json.RawMessage `json:"raw,omitempty" expr:"-"`
 }
 
+// CustomerPhone is the customer's number: Phone when the platform gave one,
+// else the caller's number of an inbound call and the number dialed of an
+// outbound one.
+func (in *Interaction) CustomerPhone() string {
+	switch {
+	case in.Phone != "":
+		return in.Phone
+	case in.Direction == DirectionInbound:
+		return in.ANI
+	case in.Direction == DirectionOutbound:
+		return in.DNIS
+	}
+	return ""
+}
+
 // Agent is the agent who handled an interaction.
 type Agent struct {
 	ID       string `json:"id,omitempty" expr:"id"`

@@ -160,6 +160,9 @@ func (ev *evaluation) activity(r *rule) (connector.Activity, error) {
 		Object:        r.object,
 		Platform:      in.Platform,
 		InteractionID: in.ID,
+		Who:           in.Who,
+		What:          in.What,
+		Phone:         in.CustomerPhone(),
 	}
 	if r.keyProg != nil {
 		v, err := ev.run(r, r.keyProg, "key", "")

@@ -70,6 +70,8 @@ type AttemptRecord struct {
 	// ResponseBody is the start of the target's answer: the CRM's own
 	// explanation of a failure.
 	ResponseBody string `json:"responseBody,omitempty"`
+	// RecordID is the target's id of the record this attempt wrote.
+	RecordID string `json:"recordId,omitempty"`
 }
 
 // MarshalJSON writes Latency as whole milliseconds, "latencyMs".
@@ -95,25 +97,25 @@ func (db *DB) Show(ctx context.Context, id int64) (ShowResult, error) {
 	d := &res.Delivery
 	var eventID, finished, status, accepted sql.NullInt64
 	var created, next int64
-	var lastErr sql.NullString
+	var lastErr, recordID sql.NullString
 	err = tx.QueryRowContext(ctx, `
 		SELECT d.id, d.event_id, d.target, d.idem_key, d.state, d.attempts, d.created_at,
-			d.next_attempt_at, d.finished_at, d.last_status, d.last_error, d.payload, e.received_at
+			d.next_attempt_at, d.finished_at, d.last_status, d.last_error, d.record_id, d.payload, e.received_at
 		FROM deliveries d LEFT JOIN events e ON e.id = d.event_id
 		WHERE d.id = ?`, id).Scan(&d.ID, &eventID, &d.Target, &d.Key, &d.State, &d.Attempts, &created,
-		&next, &finished, &status, &lastErr, &res.Payload, &accepted)
+		&next, &finished, &status, &lastErr, &recordID, &res.Payload, &accepted)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ShowResult{}, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return ShowResult{}, fmt.Errorf("show delivery %d: %w", id, err)
 	}
-	d.EventID, d.LastStatus, d.LastError = eventID.Int64, int(status.Int64), lastErr.String
+	d.EventID, d.LastStatus, d.LastError, d.RecordID = eventID.Int64, int(status.Int64), lastErr.String, recordID.String
 	d.CreatedAt, d.NextAttemptAt, d.FinishedAt = fromMS(created), fromMS(next), fromNullMS(finished)
 	res.AcceptedAt = fromNullMS(accepted)
 
 	rows, err := tx.QueryContext(ctx, `
-		SELECT attempt, started_at, latency_ms, status, outcome, error_class, error, response_body
+		SELECT attempt, started_at, latency_ms, status, outcome, error_class, error, response_body, record_id
 		FROM attempts WHERE delivery_id = ? ORDER BY id`, id)
 	if err != nil {
 		return ShowResult{}, fmt.Errorf("show delivery %d: %w", id, err)
@@ -124,12 +126,12 @@ func (db *DB) Show(ctx context.Context, id int64) (ShowResult, error) {
 		var a AttemptRecord
 		var started, latency int64
 		var status sql.NullInt64
-		var class, errText, body sql.NullString
-		if err := rows.Scan(&a.Attempt, &started, &latency, &status, &a.Outcome, &class, &errText, &body); err != nil {
+		var class, errText, body, recordID sql.NullString
+		if err := rows.Scan(&a.Attempt, &started, &latency, &status, &a.Outcome, &class, &errText, &body, &recordID); err != nil {
 			return ShowResult{}, fmt.Errorf("show delivery %d: %w", id, err)
 		}
 		a.StartedAt, a.Latency, a.Status = fromMS(started), time.Duration(latency)*time.Millisecond, int(status.Int64)
-		a.ErrorClass, a.Error, a.ResponseBody = class.String, errText.String, body.String
+		a.ErrorClass, a.Error, a.ResponseBody, a.RecordID = class.String, errText.String, body.String, recordID.String
 		a.Window = window
 		// A delivery leaves dead only when an operator retries it, so
 		// the attempt after a dead one opens the next window.

@@ -279,14 +279,14 @@ func TestDB_RetriedDeadIsDelivered(t *testing.T) {
 
 	var mu sync.Mutex
 	var sends []int
-	send := func(ctx context.Context, m outbox.Message) (int, error) {
+	send := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		sends = append(sends, m.Attempt)
 		if len(sends) == 1 {
-			return 503, testErr{after: time.Millisecond} // still recovering
+			return outbox.Receipt{Status: 503}, testErr{after: time.Millisecond} // still recovering
 		}
-		return 201, nil
+		return outbox.Receipt{Status: 201}, nil
 	}
 	d := &outbox.Dispatcher{DB: db, Now: clock, Targets: []outbox.Target{{Name: "crm", Send: send, Retry: policy}}}
 	if err := d.Open(); err != nil {

@@ -77,6 +77,8 @@ type Attempt struct {
 	ResponseBody string
 	// NextAttemptAt is when to retry, for OutcomeRetry.
 	NextAttemptAt time.Time
+	// RecordID is the target's id of the record, when it said.
+	RecordID string
 }
 
 // MaxErrorText bounds the error text and the response body kept per
@@ -92,14 +94,15 @@ func (db *DB) Record(ctx context.Context, m Message, a Attempt, now time.Time) e
 	return db.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := db.stmt(ctx, tx, sqlInsertAttempt).ExecContext(ctx,
 			m.ID, m.Attempt, ms(a.StartedAt), a.Latency.Milliseconds(), nullInt(a.Status), a.Outcome,
-			nullString(a.Class), nullString(errText), nullString(truncate(a.ResponseBody, MaxErrorText)))
+			nullString(a.Class), nullString(errText), nullString(truncate(a.ResponseBody, MaxErrorText)),
+			nullString(a.RecordID))
 		if err != nil {
 			return fmt.Errorf("record attempt %d of delivery %d: %w", m.Attempt, m.ID, err)
 		}
 		switch a.Outcome {
 		case OutcomeDelivered:
 			_, err = db.stmt(ctx, tx, sqlRecordDelivered).ExecContext(ctx,
-				ms(now), nullInt(a.Status), m.ID, m.Attempt)
+				ms(now), nullInt(a.Status), nullString(a.RecordID), m.ID, m.Attempt)
 		case OutcomeRetry:
 			_, err = db.stmt(ctx, tx, sqlRecordRetry).ExecContext(ctx,
 				ms(a.NextAttemptAt), nullInt(a.Status), errText, m.ID, m.Attempt)

@@ -26,7 +26,9 @@ func BenchmarkDispatch(b *testing.B) {
 	done := make(chan struct{})
 	var n atomic.Int64 // OnAttempt runs on the delivery goroutines
 	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Retry: outbox.DefaultRetryPolicy(),
-		Send: func(ctx context.Context, m outbox.Message) (int, error) { return 200, nil }}},
+		Send: func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
+			return outbox.Receipt{Status: 200}, nil
+		}}},
 		OnAttempt: func(string, outbox.Attempt) {
 			if n.Add(1) == int64(b.N) {
 				close(done)

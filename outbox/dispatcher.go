@@ -12,13 +12,21 @@ import (
 	"time"
 )
 
-// SendFunc delivers one message. It returns the HTTP status of the final
-// response (0 when none arrived) and nil on success. A failure is retried
-// unless the error has a method Permanent() bool that returns true; an error
-// with a method RetryAfter() time.Duration asks for that wait instead of the
-// schedule's, and one with ResponseBody() string has the target's answer
-// recorded with the attempt.
-type SendFunc func(ctx context.Context, m Message) (status int, err error)
+// SendFunc delivers one message. It returns what the target answered, and
+// nil on success. A failure is retried unless the error has a method
+// Permanent() bool that returns true; an error with a method RetryAfter()
+// time.Duration asks for that wait instead of the schedule's, and one with
+// ResponseBody() string has the target's answer recorded with the attempt.
+type SendFunc func(ctx context.Context, m Message) (Receipt, error)
+
+// Receipt is what a target answered to one send.
+type Receipt struct {
+	// Status is the HTTP status of the final response, 0 when none arrived.
+	Status int
+	// RecordID is the target's own id of the record it wrote, when it says:
+	// kept with the delivery so that a later step can find the record.
+	RecordID string
+}
 
 // Target is one destination the dispatcher delivers to. Each target has its
 // own loop and its own concurrency, so a slow or failing target never holds
@@ -257,9 +265,11 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 // deliver sends one message and records the attempt.
 func (d *Dispatcher) deliver(t *Target, m Message, log *slog.Logger) {
 	start := d.Now()
-	status, err := t.Send(d.sendCtx, m)
+	r, err := t.Send(d.sendCtx, m)
+	status := r.Status
 	now := d.Now()
-	a := Attempt{StartedAt: start, Latency: now.Sub(start), Status: status, ResponseBody: responseBody(err)}
+	a := Attempt{StartedAt: start, Latency: now.Sub(start), Status: status, RecordID: r.RecordID,
+		ResponseBody: responseBody(err)}
 	log = log.With("outbox_id", m.ID, "attempt", m.Attempt)
 	switch {
 	case err == nil:

@@ -46,7 +46,7 @@ func TestDispatcher(t *testing.T) {
 	db := MustOpenDB(t)
 	var mu sync.Mutex
 	sent := map[string]int{}
-	send := func(ctx context.Context, m outbox.Message) (int, error) {
+	send := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
 		mu.Lock()
 		sent[m.Key]++
 		n := sent[m.Key]
@@ -54,12 +54,12 @@ func TestDispatcher(t *testing.T) {
 		switch m.Key {
 		case "flaky":
 			if n == 1 {
-				return 503, testErr{after: time.Millisecond}
+				return outbox.Receipt{Status: 503}, testErr{after: time.Millisecond}
 			}
 		case "bad":
-			return 400, testErr{permanent: true}
+			return outbox.Receipt{Status: 400}, testErr{permanent: true}
 		}
-		return 201, nil
+		return outbox.Receipt{Status: 201, RecordID: "rec-" + m.Key}, nil
 	}
 	policy := outbox.DefaultRetryPolicy()
 	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: send, Retry: policy}}}
@@ -85,20 +85,33 @@ func TestDispatcher(t *testing.T) {
 	if sent["ok"] != 1 || sent["flaky"] != 2 || sent["bad"] != 1 {
 		t.Errorf("sends = %v, want ok 1, flaky 2, bad 1", sent)
 	}
+	if s["ok"].RecordID != "rec-ok" || s["flaky"].RecordID != "rec-flaky" || s["bad"].RecordID != "" {
+		t.Errorf("record ids: ok %q, flaky %q, bad %q; want the target's ids of the delivered records only",
+			s["ok"].RecordID, s["flaky"].RecordID, s["bad"].RecordID)
+	}
+	res, err := db.Show(context.Background(), s["flaky"].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.Attempts); n != 2 || res.Attempts[0].RecordID != "" || res.Attempts[1].RecordID != "rec-flaky" {
+		t.Errorf("flaky attempts = %+v, want the record id on the delivering attempt only", res.Attempts)
+	}
 }
 
 func TestDispatcher_SlowTargetDoesNotBlockOthers(t *testing.T) {
 	db := MustOpenDB(t)
 	release := make(chan struct{})
-	slow := func(ctx context.Context, m outbox.Message) (int, error) {
+	slow := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
 		select {
 		case <-release:
-			return 200, nil
+			return outbox.Receipt{Status: 200}, nil
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return outbox.Receipt{}, ctx.Err()
 		}
 	}
-	fast := func(ctx context.Context, m outbox.Message) (int, error) { return 200, nil }
+	fast := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
+		return outbox.Receipt{Status: 200}, nil
+	}
 	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{
 		{Name: "slow", Send: slow, Concurrency: 1, Retry: outbox.DefaultRetryPolicy()},
 		{Name: "fast", Send: fast, Retry: outbox.DefaultRetryPolicy()},
@@ -131,10 +144,10 @@ func TestDispatcher_SlowTargetDoesNotBlockOthers(t *testing.T) {
 func TestDispatcher_CloseCancelsInflightAndKeepsThem(t *testing.T) {
 	db := MustOpenDB(t)
 	var started atomic.Int32
-	hang := func(ctx context.Context, m outbox.Message) (int, error) {
+	hang := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
 		started.Add(1)
 		<-ctx.Done()
-		return 0, ctx.Err()
+		return outbox.Receipt{}, ctx.Err()
 	}
 	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: hang, Retry: outbox.DefaultRetryPolicy()}}}
 	if err := d.Open(); err != nil {
@@ -162,7 +175,10 @@ func TestDispatcher_OpenReturnsRunningRowsOfADeadProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	delivered := make(chan string, 1)
-	send := func(ctx context.Context, m outbox.Message) (int, error) { delivered <- m.Key; return 200, nil }
+	send := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
+		delivered <- m.Key
+		return outbox.Receipt{Status: 200}, nil
+	}
 	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: send, Retry: outbox.DefaultRetryPolicy()}}}
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
@@ -180,7 +196,9 @@ func TestDispatcher_OpenReturnsRunningRowsOfADeadProcess(t *testing.T) {
 
 func TestDispatcher_OnePerDatabase(t *testing.T) {
 	db := MustOpenDB(t)
-	send := func(ctx context.Context, m outbox.Message) (int, error) { return 200, nil }
+	send := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
+		return outbox.Receipt{Status: 200}, nil
+	}
 	newD := func() *outbox.Dispatcher {
 		return &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: send, Retry: outbox.DefaultRetryPolicy()}}}
 	}
@@ -210,14 +228,14 @@ func TestDispatcher_BreakerPausesFailingTarget(t *testing.T) {
 	var mu sync.Mutex
 	down := true
 	sends := 0
-	send := func(ctx context.Context, m outbox.Message) (int, error) {
+	send := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		sends++
 		if down {
-			return 503, testErr{after: time.Millisecond}
+			return outbox.Receipt{Status: 503}, testErr{after: time.Millisecond}
 		}
-		return 200, nil
+		return outbox.Receipt{Status: 200}, nil
 	}
 	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: send, Concurrency: 1,
 		Retry: outbox.DefaultRetryPolicy(), BreakerFailures: 3, BreakerCooldown: 300 * time.Millisecond}}}
@@ -257,11 +275,11 @@ func TestDispatcher_RateLimit(t *testing.T) {
 	db := MustOpenDB(t)
 	var mu sync.Mutex
 	var at []time.Time
-	send := func(ctx context.Context, m outbox.Message) (int, error) {
+	send := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
 		mu.Lock()
 		at = append(at, time.Now())
 		mu.Unlock()
-		return 200, nil
+		return outbox.Receipt{Status: 200}, nil
 	}
 	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Send: send, Concurrency: 8,
 		Retry: outbox.DefaultRetryPolicy(), RateLimit: 20}}}
@@ -291,14 +309,14 @@ func TestDispatcher_BreakerProbesNewDeliveries(t *testing.T) {
 	db := MustOpenDB(t)
 	var mu sync.Mutex
 	sent := map[string]int{}
-	send := func(ctx context.Context, m outbox.Message) (int, error) {
+	send := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		sent[m.Key]++
 		if m.Key == "first" {
-			return 503, testErr{after: time.Hour}
+			return outbox.Receipt{Status: 503}, testErr{after: time.Hour}
 		}
-		return 200, nil
+		return outbox.Receipt{Status: 200}, nil
 	}
 	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), PollInterval: 20 * time.Millisecond, Targets: []outbox.Target{{Name: "crm", Send: send,
 		Retry: outbox.DefaultRetryPolicy(), BreakerFailures: 1, BreakerCooldown: 50 * time.Millisecond}}}

@@ -44,6 +44,9 @@ type Delivery struct {
 	FinishedAt    time.Time `json:"finishedAt,omitzero"`
 	LastStatus    int       `json:"lastStatus,omitempty"`
 	LastError     string    `json:"lastError,omitempty"`
+	// RecordID is the target's id of the record it wrote, once delivered
+	// and when the target says.
+	RecordID string `json:"recordId,omitempty"`
 }
 
 // Filter selects deliveries to list. Zero fields match everything.
@@ -65,7 +68,7 @@ func (db *DB) List(ctx context.Context, f Filter) ([]Delivery, error) {
 		where, args = append(where, "target = ?"), append(args, f.Target)
 	}
 	q := `SELECT id, event_id, target, idem_key, state, attempts, created_at, next_attempt_at,
-		finished_at, last_status, last_error FROM deliveries`
+		finished_at, last_status, last_error, record_id FROM deliveries`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -84,12 +87,12 @@ func (db *DB) List(ctx context.Context, f Filter) ([]Delivery, error) {
 		var d Delivery
 		var eventID, finished, status sql.NullInt64
 		var created, next int64
-		var lastErr sql.NullString
+		var lastErr, recordID sql.NullString
 		if err := rows.Scan(&d.ID, &eventID, &d.Target, &d.Key, &d.State, &d.Attempts, &created, &next,
-			&finished, &status, &lastErr); err != nil {
+			&finished, &status, &lastErr, &recordID); err != nil {
 			return nil, fmt.Errorf("list deliveries: %w", err)
 		}
-		d.EventID, d.LastStatus, d.LastError = eventID.Int64, int(status.Int64), lastErr.String
+		d.EventID, d.LastStatus, d.LastError, d.RecordID = eventID.Int64, int(status.Int64), lastErr.String, recordID.String
 		d.CreatedAt, d.NextAttemptAt, d.FinishedAt = fromMS(created), fromMS(next), fromNullMS(finished)
 		out = append(out, d)
 	}

@@ -30,8 +30,8 @@ const (
 		ON CONFLICT (target, idem_key) DO NOTHING`
 	sqlInsertAttempt = `
 		INSERT INTO attempts (delivery_id, attempt, started_at, latency_ms, status, outcome,
-			error_class, error, response_body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+			error_class, error, response_body, record_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlClaim = `
 		UPDATE deliveries
 		SET state = 'running', attempts = attempts + 1, lease_until = ?
@@ -45,7 +45,7 @@ const (
 	// running under the claim that made the attempt.
 	sqlRecordDelivered = `
 		UPDATE deliveries SET state = 'delivered', lease_until = NULL, finished_at = ?,
-			last_status = ?, last_error = NULL
+			last_status = ?, last_error = NULL, record_id = coalesce(?, record_id)
 		WHERE id = ? AND state = 'running' AND attempts = ?`
 	sqlRecordRetry = `
 		UPDATE deliveries SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,

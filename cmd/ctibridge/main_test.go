@@ -166,7 +166,8 @@ func TestServe_BrightPatternCallReachesCRMOnce(t *testing.T) {
 	want := `{"key":"` + key + `","rule":"calls","target":"crm","object":"Task","platform":"brightpattern",` +
 		`"interactionId":"7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D","fields":{"Disposition":"Sale","Duration":385,` +
 		`"Notes":"Customer upgraded to Premium, annual billing. Send welcome kit.","Subject":"Call from +14155550142",` +
-		`"WhoId":"0035g00000XyZ12AAB"}}`
+		`"WhoId":"0035g00000XyZ12AAB"},"who":{"type":"contact","id":"0035g00000XyZ12AAB","name":"Maria Lopez"},` +
+		`"phone":"+14155550142"}`
 	if got := string(reqs[0].Body); got != want {
 		t.Errorf("CRM received\n%s\nwant\n%s", got, want)
 	}

@@ -164,6 +164,9 @@ func outboxShow(ctx context.Context, args []string, stdout io.Writer, environ []
 		field("next attempt", formatTime(d.NextAttemptAt))
 	}
 	field("finished", formatTime(d.FinishedAt))
+	if d.RecordID != "" {
+		field("record id", d.RecordID)
+	}
 	if d.LastStatus != 0 {
 		field("last status", strconv.Itoa(d.LastStatus))
 	}

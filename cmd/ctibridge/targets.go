@@ -17,14 +17,9 @@ import (
 	"github.com/ctibridge/ctibridge/outbox"
 )
 
-// deliverer is what every target package provides.
-type deliverer interface {
-	Deliver(ctx context.Context, d connector.Delivery) (int, error)
-}
-
 var (
-	_ deliverer = (*jsonl.Target)(nil)
-	_ deliverer = (*webhook.Target)(nil)
+	_ connector.Target = (*jsonl.Target)(nil)
+	_ connector.Target = (*webhook.Target)(nil)
 )
 
 // Quick retries inside one attempt, for blips; the outbox owns every
@@ -40,7 +35,7 @@ func (m *Main) openTargets() ([]outbox.Target, error) {
 	var out []outbox.Target
 	for _, name := range m.Config.targetNames() {
 		tc := m.Config.Targets[name]
-		var d deliverer
+		var d connector.Target
 		switch tc.Type {
 		case targetJSONL:
 			t, err := jsonl.Open(tc.Path)
@@ -74,8 +69,9 @@ func (m *Main) openTargets() ([]outbox.Target, error) {
 			RateLimit:       tc.RateLimit,
 			BreakerFailures: tc.BreakerFailures,
 			BreakerCooldown: tc.BreakerCooldown,
-			Send: func(ctx context.Context, msg outbox.Message) (int, error) {
-				return d.Deliver(ctx, connector.Delivery{Key: msg.Key, Body: msg.Payload, Attempt: msg.Attempt})
+			Send: func(ctx context.Context, msg outbox.Message) (outbox.Receipt, error) {
+				r, err := d.Deliver(ctx, connector.Delivery{Key: msg.Key, Body: msg.Payload, Attempt: msg.Attempt})
+				return outbox.Receipt{Status: r.Status, RecordID: r.RecordID}, err
 			},
 		})
 	}

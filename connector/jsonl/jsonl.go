@@ -57,29 +57,29 @@ func (t *Target) String() string { return "jsonl " + t.path }
 // it. A closed target, a cancelled ctx and a failed write or fsync (a full
 // disk, say) are retryable. ctx is checked only before writing: a write and
 // its fsync are not interrupted halfway.
-func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (int, error) {
+func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.Result, error) {
 	var line bytes.Buffer
 	line.Grow(len(d.Body) + 1)
 	// Compact also validates, and it removes the newlines of a pretty-printed
 	// body; JSON strings cannot hold a raw newline, so none is left.
 	if err := json.Compact(&line, d.Body); err != nil {
-		return 0, connector.Permanent(fmt.Errorf("body of %s is not valid JSON: %w", d.Key, err))
+		return connector.Result{}, connector.Permanent(fmt.Errorf("body of %s is not valid JSON: %w", d.Key, err))
 	}
 	line.WriteByte('\n')
 
 	if err := ctx.Err(); err != nil {
-		return 0, &connector.DeliveryError{Err: err}
+		return connector.Result{}, &connector.DeliveryError{Err: err}
 	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.f == nil {
-		return 0, &connector.DeliveryError{Err: fmt.Errorf("append to %s: %w", t.path, os.ErrClosed)}
+		return connector.Result{}, &connector.DeliveryError{Err: fmt.Errorf("append to %s: %w", t.path, os.ErrClosed)}
 	}
 	if err := t.append(line.Bytes()); err != nil {
-		return 0, &connector.DeliveryError{Err: err}
+		return connector.Result{}, &connector.DeliveryError{Err: err}
 	}
-	return 0, nil
+	return connector.Result{}, nil
 }
 
 // append writes line in one write and syncs it. On a failed write it

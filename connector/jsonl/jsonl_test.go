@@ -79,8 +79,8 @@ func TestDeliver_Concurrent(t *testing.T) {
 			for i := range each {
 				key := fmt.Sprintf("test:%d-%d:calls", w, i)
 				d := connector.Delivery{Key: key, Body: activity(t, key, (w*each+i)%7*10_000), Attempt: 1}
-				if status, err := tg.Deliver(t.Context(), d); status != 0 || err != nil {
-					t.Errorf("Deliver(%s) = %d, %v; want 0, nil", key, status, err)
+				if res, err := tg.Deliver(t.Context(), d); res != (connector.Result{}) || err != nil {
+					t.Errorf("Deliver(%s) = %+v, %v; want no status, nil", key, res, err)
 				}
 			}
 		})
@@ -134,7 +134,8 @@ func TestDeliver_InvalidJSON(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.jsonl")
 	tg := mustOpen(t, path)
 	for _, body := range []string{"", "   ", "{", "not json", `{"a":1} {"b":2}`, "{\"a\":\"line\nbreak\"}"} {
-		status, err := tg.Deliver(t.Context(), connector.Delivery{Key: "test:1:calls", Body: []byte(body), Attempt: 1})
+		res, err := tg.Deliver(t.Context(), connector.Delivery{Key: "test:1:calls", Body: []byte(body), Attempt: 1})
+		status := res.Status
 		if status != 0 || err == nil || !deliveryError(t, err).Permanent() {
 			t.Errorf("Deliver(%q) = %d, %v; want 0 and a permanent error", body, status, err)
 		}

@@ -128,8 +128,8 @@ func bearers(rc *receiver) []string {
 
 func deliverOK(t *testing.T, tg *Target, key string) {
 	t.Helper()
-	if status, err := tg.Deliver(t.Context(), connector.Delivery{Key: key, Body: testBody, Attempt: 1}); err != nil {
-		t.Fatalf("Deliver(%s) = %d, %v; want success", key, status, err)
+	if res, err := tg.Deliver(t.Context(), connector.Delivery{Key: key, Body: testBody, Attempt: 1}); err != nil {
+		t.Fatalf("Deliver(%s) = %d, %v; want success", key, res.Status, err)
 	}
 }
 
@@ -254,7 +254,8 @@ func TestOAuth_UnauthorizedRefreshesOnce(t *testing.T) {
 	})
 	tg := mustNew(t, oauthConfig(rc.URL, ts.URL), nil)
 
-	status, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+	res, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+	status := res.Status
 	if status != 201 || err != nil {
 		t.Fatalf("Deliver = %d, %v; want 201, nil", status, err)
 	}
@@ -287,7 +288,8 @@ func TestOAuth_UnauthorizedTwice(t *testing.T) {
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, msg, 401) })
 	tg := mustNew(t, oauthConfig(rc.URL, ts.URL), nil)
 
-	status, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+	res, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+	status := res.Status
 	if status != 401 {
 		t.Errorf("status = %d, want 401", status)
 	}
@@ -344,7 +346,8 @@ func TestOAuth_UnauthorizedConcurrent(t *testing.T) {
 func TestDeliver_UnauthorizedWithoutOAuth(t *testing.T) {
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad API key", 401) })
 	tg := mustNew(t, Config{URL: rc.URL, Headers: map[string]string{"Authorization": "Bearer static"}}, nil)
-	status, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+	res, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+	status := res.Status
 	if status != 401 || !deliveryError(t, err).Permanent() || !strings.Contains(err.Error(), "bad API key") {
 		t.Errorf("Deliver = %d, %v; want 401 and a permanent error with the receiver's message", status, err)
 	}
@@ -427,7 +430,8 @@ func TestOAuth_TokenEndpointErrors(t *testing.T) {
 			rc := newReceiver(t, nil)
 			tg := mustNew(t, oauthConfig(rc.URL, tokenURL+"/token"), nil)
 
-			status, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+			res, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+			status := res.Status
 			if status != 0 {
 				t.Errorf("status = %d, want 0: the receiver was not asked", status)
 			}
@@ -495,7 +499,8 @@ func TestDeliver_Conflict(t *testing.T) {
 	for _, delivered := range []bool{true, false} {
 		t.Run(fmt.Sprintf("ConflictMeansDelivered=%v", delivered), func(t *testing.T) {
 			tg := mustNew(t, Config{URL: rc.URL, ConflictMeansDelivered: delivered}, nil)
-			status, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+			res, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+			status := res.Status
 			if status != 409 {
 				t.Errorf("status = %d, want 409", status)
 			}

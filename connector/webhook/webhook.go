@@ -199,20 +199,20 @@ func (t *Target) GoString() string { return t.String() }
 //
 // A 409 is delivered with ConflictMeansDelivered (Deliver returns 409,
 // nil), and permanent otherwise.
-func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (int, error) {
+func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.Result, error) {
 	if err := checkKey(d.Key); err != nil {
-		return 0, connector.Permanent(err)
+		return connector.Result{}, connector.Permanent(err)
 	}
 	var token string
 	if t.oauth != nil {
 		var err error
 		if token, err = t.oauth.get(ctx); err != nil {
-			return 0, err
+			return connector.Result{}, err
 		}
 	}
 	resp, err := t.post(ctx, d, token)
 	if err != nil {
-		return 0, err
+		return connector.Result{}, err
 	}
 	refreshed := false
 	if t.oauth != nil && connector.Classify(resp.StatusCode) == connector.Unauthorized {
@@ -222,10 +222,10 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (int, error)
 		_ = connector.CheckResponse(resp, t.now())
 		t.oauth.invalidate(token)
 		if token, err = t.oauth.get(ctx); err != nil {
-			return 0, err
+			return connector.Result{}, err
 		}
 		if resp, err = t.post(ctx, d, token); err != nil {
-			return 0, err
+			return connector.Result{}, err
 		}
 		refreshed = true
 	}
@@ -235,12 +235,12 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (int, error)
 	if class == connector.Conflict && t.conflictDelivered {
 		// The receiver already has the record.
 		_ = connector.CheckResponse(resp, t.now())
-		return status, nil
+		return connector.Result{Status: status}, nil
 	}
 	err = connector.CheckResponse(resp, t.now())
 	var de *connector.DeliveryError
 	if err == nil || !errors.As(err, &de) {
-		return status, err
+		return connector.Result{Status: status}, err
 	}
 	c := *de
 	if class == connector.Unauthorized && refreshed {
@@ -250,7 +250,7 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (int, error)
 		// In case the receiver echoes the request's Authorization.
 		c.Body = strings.ReplaceAll(c.Body, token, "[access token]")
 	}
-	return status, &c
+	return connector.Result{Status: status}, &c
 }
 
 // post sends one request for d, with token as a bearer token when it is

@@ -142,7 +142,8 @@ func TestDeliver_Request(t *testing.T) {
 	for i, now := range []time.Time{t0, t0.Add(90 * time.Second)} {
 		tg.now = func() time.Time { return now }
 		d.Attempt = i + 1
-		status, err := tg.Deliver(t.Context(), d)
+		res, err := tg.Deliver(t.Context(), d)
+		status := res.Status
 		if status != http.StatusNoContent || err != nil {
 			t.Fatalf("attempt %d: Deliver = %d, %v; want 204, nil", d.Attempt, status, err)
 		}
@@ -314,7 +315,8 @@ func TestDeliver_Status(t *testing.T) {
 			}
 			tg := mustNew(t, Config{URL: u + "/hook", Secret: testSecret}, tt.client)
 
-			status, err := tg.Deliver(ctx, connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+			res, err := tg.Deliver(ctx, connector.Delivery{Key: "k1", Body: testBody, Attempt: 1})
+			status := res.Status
 			if status != tt.wantStatus {
 				t.Errorf("Deliver status = %d, want %d", status, tt.wantStatus)
 			}
@@ -348,7 +350,8 @@ func TestDeliver_BadKey(t *testing.T) {
 	rc := newReceiver(t, nil)
 	tg := mustNew(t, Config{URL: rc.URL}, nil)
 	for _, key := range []string{"", "a\nb", "a\x00b"} {
-		status, err := tg.Deliver(t.Context(), connector.Delivery{Key: key, Body: testBody, Attempt: 1})
+		res, err := tg.Deliver(t.Context(), connector.Delivery{Key: key, Body: testBody, Attempt: 1})
+		status := res.Status
 		if status != 0 || !deliveryError(t, err).Permanent() {
 			t.Errorf("Deliver(key %q) = %d, %v; want 0 and a permanent error", key, status, err)
 		}
