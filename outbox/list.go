@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,6 +22,15 @@ const (
 	StateDelivered State = "delivered" // the target accepted it
 	StateDead      State = "dead"      // given up; last_error says why
 )
+
+// ParseID parses a delivery id as an operator types it.
+func ParseID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("invalid delivery ID %q: want a positive number", s)
+	}
+	return id, nil
+}
 
 // ParseState returns the State named s.
 func ParseState(s string) (State, error) {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 )
 
@@ -307,7 +308,7 @@ func TestAdmin_GeneratedToken(t *testing.T) {
 	var logs syncBuffer
 	start := func() *Main {
 		t.Helper()
-		cfg, err := LoadConfig(path, testEnviron)
+		cfg, err := config.Load(path, testEnviron)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +359,7 @@ func TestAdmin_GeneratedToken(t *testing.T) {
 func TestAdmin_ListenerTaken(t *testing.T) {
 	crm := connectortest.NewFakeCRM(t)
 	first := MustRunMain(t, writeAdminConfig(t, t.TempDir(), crm.URL, "t"))
-	cfg, err := LoadConfig(writeAdminConfig(t, t.TempDir(), crm.URL, "t"), testEnviron)
+	cfg, err := config.Load(writeAdminConfig(t, t.TempDir(), crm.URL, "t"), testEnviron)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 	"github.com/ctibridge/ctibridge/outbox"
 )
@@ -177,7 +178,7 @@ func testBridgeTwoTabs(t *testing.T, e *bridgeEnv) {
 	e.waitQueueEmpty(t, first)
 	e.waitQueueEmpty(t, second)
 	if e.p.stream {
-		if n := e.d.m.commands.Connected(e.p.agent); n != 1 {
+		if n := e.d.m.Dial.Connected(e.p.agent); n != 1 {
 			t.Errorf("%d commands streams for the agent, want 1: only the sending tab listens", n)
 		}
 	}
@@ -212,7 +213,7 @@ func testBridgeTabClosed(t *testing.T, e *bridgeEnv) {
 	e.assertOneActivity(t, id)
 	e.waitQueueEmpty(t, second)
 	if e.p.stream {
-		waitFor(t, "the new sending tab's commands stream", func() bool { return e.d.m.commands.Connected(e.p.agent) == 1 })
+		waitFor(t, "the new sending tab's commands stream", func() bool { return e.d.m.Dial.Connected(e.p.agent) == 1 })
 	}
 }
 
@@ -331,14 +332,14 @@ url = "`+crm.URL+`"
 secret = "${CRM_SECRET}"
 timeout = "2s"
 `+sources.String())
-	cfg, err := LoadConfig(path, testEnviron)
+	cfg, err := config.Load(path, testEnviron)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &bridgeEnv{br: br, pages: pages, p: p, crm: crm, d: &restartable{cfg: cfg}, name: strings.ReplaceAll(t.Name(), "/", "-")}
 	e.d.start(t)
 	t.Cleanup(func() { e.d.stop(t) })
-	if _, ok := e.d.m.decoders[p.name]; !ok {
+	if _, ok := e.d.m.Pipeline.Decoders[p.name]; !ok {
 		t.Skipf("the daemon has no %s decoder yet (it is not registered in serve.go), so its bridge cannot be tested", p.name)
 	}
 	e.ctx = e.name
@@ -384,7 +385,7 @@ func (e *bridgeEnv) waitSender(t *testing.T) {
 	if !e.p.stream {
 		return
 	}
-	waitFor(t, "the bridge's commands stream", func() bool { return e.d.m.commands.Connected(e.p.agent) == 1 })
+	waitFor(t, "the bridge's commands stream", func() bool { return e.d.m.Dial.Connected(e.p.agent) == 1 })
 }
 
 // id returns an interaction id unique to this scenario.
@@ -495,7 +496,7 @@ func (e *bridgeEnv) dial(t *testing.T, body string) (int, map[string]any) {
 // restartable is a daemon that a test stops and starts again on the same
 // address and store, as an admin restarting it would.
 type restartable struct {
-	cfg  Config
+	cfg  config.Config
 	m    *Main
 	addr string
 }
@@ -764,7 +765,7 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 
 // commandsConfig returns a daemon config whose sources have the given
 // tokens (none when empty) and allow origin.
-func commandsConfig(t *testing.T, origin string, tokens ...string) Config {
+func commandsConfig(t *testing.T, origin string, tokens ...string) config.Config {
 	t.Helper()
 	var sources strings.Builder
 	for i, name := range []string{"five9", "genesys", "brightpattern"} {
@@ -779,7 +780,7 @@ type = "webhook"
 url = "http://127.0.0.1:1/"
 secret = "${CRM_SECRET}"
 `+sources.String())
-	cfg, err := LoadConfig(path, testEnviron)
+	cfg, err := config.Load(path, testEnviron)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -880,7 +881,7 @@ func TestCommands_StreamAndDial(t *testing.T) {
 	}
 	s2 := openStream(t, base+"/v1/agents/jdoe/commands", http.Header{"Authorization": {"Bearer tok-five9"}})
 	s2.next(t, 5*time.Second)
-	waitFor(t, "two streams", func() bool { return d.m.commands.Connected("jdoe") == 2 })
+	waitFor(t, "two streams", func() bool { return d.m.Dial.Connected("jdoe") == 2 })
 
 	dial := func(body string, header http.Header) (int, map[string]any) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/v1/dial", strings.NewReader(body))
@@ -965,75 +966,10 @@ func TestCommands_OpenWithoutTokens(t *testing.T) {
 		t.Fatalf("GET commands without any source token = %d, want 200", s.resp.StatusCode)
 	}
 	s.next(t, 5*time.Second)
-	if n := d.m.commands.Publish("a/b c", "dial", []byte(`{"to":"1"}`)); n != 1 {
+	if n := d.m.Dial.Publish("a/b c", "dial", []byte(`{"to":"1"}`)); n != 1 {
 		t.Fatalf("Publish to an escaped agent id reached %d bridges, want 1", n)
 	}
 	if got, _ := s.next(t, 5*time.Second); len(got) != 2 || got[1] != `data: {"to":"1"}` {
 		t.Errorf("stream got %q", got)
-	}
-}
-
-// TestCommands_StreamOutlivesServerTimeouts runs the stream on a server
-// with short read and write timeouts, as a production server may have: the
-// stream clears them, and heartbeats keep it going.
-func TestCommands_StreamOutlivesServerTimeouts(t *testing.T) {
-	hub := newCommandHub()
-	hub.heartbeat = 50 * time.Millisecond
-	m := &Main{Config: commandsConfig(t, "https://crm.example"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		commands: hub}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/agents/{agent}/commands", m.handleCommands)
-	srv := httptest.NewUnstartedServer(mux)
-	srv.Config.ReadTimeout = 200 * time.Millisecond
-	srv.Config.WriteTimeout = 200 * time.Millisecond
-	srv.Start()
-	t.Cleanup(srv.Close)
-
-	s := openStream(t, srv.URL+"/v1/agents/jdoe/commands", nil)
-	s.next(t, 5*time.Second)
-	pings := 0
-	for start := time.Now(); time.Since(start) < time.Second; {
-		lines, ok := s.next(t, 2*time.Second)
-		if !ok {
-			t.Fatalf("the stream ended after %v, with %d heartbeats", time.Since(start), pings)
-		}
-		if len(lines) == 1 && lines[0] == ": ping" {
-			pings++
-		}
-	}
-	if pings < 5 {
-		t.Errorf("%d heartbeats in a second at a 50ms interval", pings)
-	}
-	if n := hub.Publish("jdoe", "dial", []byte(`{}`)); n != 1 {
-		t.Fatalf("Publish after a second reached %d bridges, want 1", n)
-	}
-	for {
-		lines, _ := s.next(t, 2*time.Second)
-		if len(lines) == 2 && lines[0] == "event: dial" {
-			break
-		}
-	}
-}
-
-// TestCommands_SlowBridgeIsSkipped: a stream that does not take its
-// commands never blocks Publish; what does not fit is not counted.
-func TestCommands_SlowBridgeIsSkipped(t *testing.T) {
-	hub := newCommandHub()
-	_, cancel := hub.subscribe("jdoe")
-	for i := range commandBuffer {
-		if n := hub.Publish("jdoe", "dial", []byte(`{}`)); n != 1 {
-			t.Fatalf("Publish %d reached %d, want 1", i, n)
-		}
-	}
-	if n := hub.Publish("jdoe", "dial", []byte(`{}`)); n != 0 {
-		t.Errorf("Publish to a full stream reached %d, want 0", n)
-	}
-	cancel()
-	if n := hub.Connected("jdoe"); n != 0 {
-		t.Errorf("Connected after cancel = %d", n)
-	}
-	hub.close()
-	if c, _ := hub.subscribe("jdoe"); c != nil {
-		t.Error("subscribe after close succeeded")
 	}
 }

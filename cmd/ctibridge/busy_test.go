@@ -34,7 +34,7 @@ func TestServe_BusyAnswers503(t *testing.T) {
 	}()
 	example := readExample(t)
 	slow.Write(example[:10]) // the handler now holds the only slot, reading
-	waitFor(t, "the slow post to hold the slot", func() bool { return len(m.inFlight) == 1 })
+	waitFor(t, "the slow post to hold the slot", func() bool { return m.Server.InFlight() == 1 })
 
 	resp, err := http.Post(url, "application/json", strings.NewReader(string(example)))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/admin"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 )
 
@@ -100,7 +101,7 @@ func (e *editorEnv) send(t *testing.T, req editorReq) (*http.Response, []byte) {
 		r.AddCookie(req.login.cookie)
 	}
 	if req.csrf != "" {
-		r.Header.Set(csrfHeader, req.csrf)
+		r.Header.Set(admin.CSRFHeader, req.csrf)
 	}
 	if req.origin != "" {
 		r.Header.Set("Origin", req.origin)
@@ -324,7 +325,7 @@ func TestEditor_ListsFiles(t *testing.T) {
 		t.Fatalf("GET mappings = %d %v, want one editable file", status, body)
 	}
 	f := files[0].(map[string]any)
-	if f["name"] != "crm.toml" || f["content"] != testMapping || f["sum"] != contentSum([]byte(testMapping)) || f["readOnly"] != nil {
+	if f["name"] != "crm.toml" || f["content"] != testMapping || f["sum"] != admin.ContentSum([]byte(testMapping)) || f["readOnly"] != nil {
 		t.Errorf("file = %v, want crm.toml with its content and sum", f)
 	}
 	st, _ := body["status"].(map[string]any)
@@ -382,7 +383,7 @@ func TestEditor_CheckReportsProblems(t *testing.T) {
 // the file, the mappings in use and what the CRM gets stay as they were.
 func TestEditor_SaveOfABrokenFileChangesNothing(t *testing.T) {
 	e := newEditorEnv(t)
-	set, before := e.m.mappings.Current(), e.m.mappings.Status()
+	set, before := e.m.Mappings.Current(), e.m.Mappings.Status()
 	status, body := e.do(t, editorReq{method: "PUT", path: "/admin/api/mappings/crm.toml", bearer: true,
 		body: map[string]string{"content": brokenMapping}})
 	ps, _ := body["problems"].([]any)
@@ -392,7 +393,7 @@ func TestEditor_SaveOfABrokenFileChangesNothing(t *testing.T) {
 	if got := e.onDisk(t, "crm.toml"); got != testMapping {
 		t.Errorf("crm.toml after a refused save:\n%s", got)
 	}
-	if after := e.m.mappings.Status(); e.m.mappings.Current() != set || after.Reloads != before.Reloads || after.LastError != "" {
+	if after := e.m.Mappings.Status(); e.m.Mappings.Current() != set || after.Reloads != before.Reloads || after.LastError != "" {
 		t.Errorf("status after a refused save = %+v, want the set of %+v unchanged", after, before)
 	}
 	if names, _ := filepath.Glob(filepath.Join(e.dir, "*")); len(names) != 1 {
@@ -411,16 +412,16 @@ func TestEditor_SaveChangesWhatIsMapped(t *testing.T) {
 		t.Fatalf("before the save, the CRM got Subject %q, want %q", got, subjectBefore)
 	}
 	l := e.login(t)
-	base := contentSum([]byte(testMapping))
+	base := admin.ContentSum([]byte(testMapping))
 	status, body := e.do(t, e.as(l, editorReq{method: "PUT", path: "/admin/api/mappings/crm.toml",
 		body: map[string]any{"content": editedMapping, "base": base}}))
-	if status != 200 || body["ok"] != true || body["sum"] != contentSum([]byte(editedMapping)) {
+	if status != 200 || body["ok"] != true || body["sum"] != admin.ContentSum([]byte(editedMapping)) {
 		t.Fatalf("PUT crm.toml = %d %v, want 200", status, body)
 	}
 	if got := e.onDisk(t, "crm.toml"); got != editedMapping {
 		t.Errorf("crm.toml on disk:\n%s\nwant\n%s", got, editedMapping)
 	}
-	if st := e.m.mappings.Status(); st.Reloads != 2 || st.Rules != 1 || st.LastError != "" {
+	if st := e.m.Mappings.Status(); st.Reloads != 2 || st.Rules != 1 || st.LastError != "" {
 		t.Errorf("status after the save = %+v, want a second load", st)
 	}
 	if got := e.subject(t, e.post(t, "EDITOR-SAVE-1")); got != subjectAfter {
@@ -577,7 +578,11 @@ path = %q
 	if status != 200 || body["editable"] != false || !strings.Contains(body["message"].(string), "mapping.dir") || len(files) != 1 {
 		t.Fatalf("GET mappings = %d %v, want the built-in file, not editable, with a message about mapping.dir", status, body)
 	}
-	if f := files[0].(map[string]any); f["content"] != string(defaultMapping) || f["readOnly"] == nil {
+	builtIn, err := os.ReadFile("internal/config/defaults/mapping.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := files[0].(map[string]any); f["content"] != string(builtIn) || f["readOnly"] == nil {
 		t.Errorf("built-in file = %v, want the embedded default, read-only", f)
 	}
 	l := e.login(t)
@@ -684,7 +689,7 @@ func TestEditor_Browser(t *testing.T) {
 	if got := e.subject(t, e.post(t, "")); got != subjectBefore {
 		t.Fatalf("before the edit, the CRM got Subject %q, want %q", got, subjectBefore)
 	}
-	reloads := e.m.mappings.Status().Reloads
+	reloads := e.m.Mappings.Status().Reloads
 
 	// The editor sends a browser without a session to the login.
 	var at string
@@ -759,7 +764,7 @@ func TestEditor_Browser(t *testing.T) {
 	if got := e.onDisk(t, "crm.toml"); got != editedMapping {
 		t.Errorf("crm.toml on disk after the save:\n%s\nwant\n%s", got, editedMapping)
 	}
-	if st := e.m.mappings.Status(); st.Reloads != reloads+1 || st.LastError != "" || st.Rules != 1 {
+	if st := e.m.Mappings.Status(); st.Reloads != reloads+1 || st.LastError != "" || st.Rules != 1 {
 		t.Errorf("status after the save = %+v, want one more reload (was %d)", st, reloads)
 	}
 	if got := e.subject(t, e.post(t, "EDITOR-BROWSER-2")); got != subjectAfter {

@@ -2,79 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
-	"github.com/ctibridge/ctibridge/connector"
-	"github.com/ctibridge/ctibridge/mapping"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
 	"github.com/ctibridge/ctibridge/outbox"
 )
-
-// remapped counts the outcome of remapFailed.
-type remapped struct {
-	Remapped     int `json:"remapped"`     // events now mapped
-	Activities   int `json:"activities"`   // deliveries they enqueued
-	StillFailing int `json:"stillFailing"` // events whose mapping fails still
-}
-
-// remapFailed maps every mapping_failed event again with set, newest
-// first, a page at a time, enqueuing the activities of those that now map.
-// notify, when not nil, is told each target of the set afterwards.
-func remapFailed(ctx context.Context, db *outbox.DB, set *mapping.Set, notify func(target string)) (remapped, error) {
-	const page = 500
-	var r remapped
-	f := outbox.EventFilter{State: outbox.EventMappingFailed, Limit: page}
-	for {
-		evs, err := db.Events(ctx, f)
-		if err != nil {
-			return r, err
-		}
-		for _, e := range evs {
-			n, ok, err := remapOne(ctx, db, set, e)
-			if err != nil {
-				return r, err
-			}
-			if ok {
-				r.Remapped++
-				r.Activities += n
-			} else {
-				r.StillFailing++
-			}
-		}
-		if len(evs) < page {
-			break
-		}
-		f.BeforeID = evs[len(evs)-1].ID
-	}
-	if notify != nil && r.Activities > 0 {
-		for _, t := range set.Targets() {
-			notify(t)
-		}
-	}
-	return r, nil
-}
-
-// remapOne maps one stored event again and records the outcome.
-func remapOne(ctx context.Context, db *outbox.DB, set *mapping.Set, e outbox.StoredEvent) (int, bool, error) {
-	var mapErr error
-	var ds []outbox.NewDelivery
-	if e.Interaction == nil {
-		mapErr = errors.New("the event stored no interaction to map")
-	} else {
-		var in connector.Interaction
-		if err := json.Unmarshal(e.Interaction, &in); err != nil {
-			mapErr = fmt.Errorf("stored interaction: %w", err)
-		} else {
-			ds, mapErr = encodeActivities(set, &in)
-		}
-	}
-	n, err := db.Remap(ctx, e.ID, ds, mapErr, time.Now())
-	return n, mapErr == nil, err
-}
 
 // runEvents runs `ctibridge events VERB`.
 func runEvents(ctx context.Context, args []string, stdout io.Writer, environ []string) error {
@@ -138,11 +75,11 @@ func eventsRemap(ctx context.Context, args []string, stdout io.Writer, environ [
 	if !*failed {
 		return errors.New("events remap: say --failed to remap every event whose mapping failed")
 	}
-	cfg, err := LoadConfig(*configPath, environ)
+	cfg, err := config.Load(*configPath, environ)
 	if err != nil {
 		return err
 	}
-	set, err := loadMappings(cfg)
+	set, err := cfg.LoadMappings()
 	if err != nil {
 		return fmt.Errorf("the mappings still have problems; fix them first:\n%w", err)
 	}
@@ -151,7 +88,7 @@ func eventsRemap(ctx context.Context, args []string, stdout io.Writer, environ [
 		return err
 	}
 	defer db.Close()
-	r, err := remapFailed(ctx, db, set, nil)
+	r, err := ingest.Remap(ctx, db, set, time.Now(), nil)
 	if err != nil {
 		return err
 	}

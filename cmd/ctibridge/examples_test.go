@@ -12,6 +12,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/mapping"
 )
@@ -60,24 +61,24 @@ func TestExamples_Check(t *testing.T) {
 // defines, the one named after the file's CRM, and every target is used.
 func TestExamples_Targets(t *testing.T) {
 	t.Chdir("../..")
-	cfg, err := LoadConfig(exampleConfig, exampleEnviron)
+	cfg, err := config.Load(exampleConfig, exampleEnviron)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Mapping.Dir != exampleMappings {
 		t.Errorf("%s: mapping.dir = %q, want %q", exampleConfig, cfg.Mapping.Dir, exampleMappings)
 	}
-	set, err := mapping.LoadDir(exampleMappings, mapping.Options{Targets: cfg.targetNames(), DefaultRegion: cfg.Mapping.DefaultRegion})
+	set, err := mapping.LoadDir(exampleMappings, mapping.Options{Targets: cfg.TargetNames(), DefaultRegion: cfg.Mapping.DefaultRegion})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range cfg.targetNames() {
-		if tg := cfg.Targets[name]; tg.Type != targetWebhook || !strings.HasPrefix(tg.URL, "https://example.invalid/") ||
+	for _, name := range cfg.TargetNames() {
+		if tg := cfg.Targets[name]; tg.Type != config.TypeWebhook || !strings.HasPrefix(tg.URL, "https://example.invalid/") ||
 			!strings.HasPrefix(tg.Secret, "whsec_") {
 			t.Errorf("target %s = %s %s, want a webhook to https://example.invalid/ with its secret from the environment", name, tg.Type, tg.URL)
 		}
 	}
-	if got, want := set.Targets(), cfg.targetNames(); !slices.Equal(got, want) {
+	if got, want := set.Targets(), cfg.TargetNames(); !slices.Equal(got, want) {
 		t.Errorf("the rules target %v; the config defines %v", got, want)
 	}
 	files, _ := filepath.Glob(filepath.Join(exampleMappings, "*.toml"))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 	"github.com/ctibridge/ctibridge/outbox"
 )
@@ -74,7 +75,7 @@ flush_after = "1ns"
 		t.Fatalf("CRM received %d requests before the flush, want 0", n)
 	}
 
-	m.flushStale()
+	m.flushStale(t.Context())
 	waitFor(t, "both calls to reach the CRM", func() bool { return len(crm.Accepted()) == 2 })
 
 	if n := countRows(t, m, "states"); n != 0 {
@@ -94,7 +95,7 @@ flush_after = "1ns"
 		if err := json.Unmarshal(e.Interaction, &in); err != nil {
 			t.Fatal(err)
 		}
-		if e.Type != flushEventType || in.Attached["ctibridge_incomplete"] != true || in.Attached["ctibridge_flushed"] == nil {
+		if e.Type != ingest.FlushEventType || in.Attached["ctibridge_incomplete"] != true || in.Attached["ctibridge_flushed"] == nil {
 			t.Errorf("event %s %s: attached %v, want a FLUSH flagged incomplete", e.Platform, e.Type, in.Attached)
 		}
 	}
@@ -109,7 +110,7 @@ flush_after = "1ns"
 			[]byte("4L6JGNEE9H7DT671FRPTKE6CQO00000G"), []byte("4L6JGNEE9H7DT671FRPTKE6CQO0000ZZ")))
 	}
 	postAll("genesys", established)
-	m.flushStale()
+	m.flushStale(t.Context())
 	time.Sleep(100 * time.Millisecond) // a second delivery would have started by now
 	if n := len(crm.Requests()); n != 2 {
 		t.Fatalf("CRM received %d requests after the second flush, want 2", n)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/gws"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 	"github.com/ctibridge/ctibridge/connector/genesys/cometd"
@@ -26,9 +28,9 @@ import (
 const gwsChannel = "/v2/me/interactions"
 
 // gwsConfig is a daemon config subscribed to url.
-func gwsConfig(tb testing.TB, url string) Config {
+func gwsConfig(tb testing.TB, url string) config.Config {
 	tb.Helper()
-	cfg, err := LoadConfig(writeConfig(tb, tb.TempDir(), connectortest.NewFakeCRM(tb).URL), testEnviron)
+	cfg, err := config.Load(writeConfig(tb, tb.TempDir(), connectortest.NewFakeCRM(tb).URL), testEnviron)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -40,11 +42,11 @@ func gwsConfig(tb testing.TB, url string) Config {
 // openGWS starts the daemon with a GWS subscription whose envelopes go to
 // ingest (nil: the real ingest path). The daemon is closed by the returned
 // func, or when the test ends.
-func openGWS(tb testing.TB, cfg Config, ingest func(ctx context.Context, platform string, body []byte) error) (*Main, func() error, error) {
+func openGWS(tb testing.TB, cfg config.Config, ingest func(ctx context.Context, platform string, body []byte) error) (*Main, func() error, error) {
 	tb.Helper()
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if ingest != nil {
-		m.gws = &gwsSource{ingest: ingest}
+		m.gwsIngest = ingest
 	}
 	if err := m.Open(); err != nil {
 		m.Close(context.Background())
@@ -120,7 +122,7 @@ func TestGWS_NotificationsReachIngest(t *testing.T) {
 		tries[d.Seq]++
 		switch {
 		case d.Seq == 2 && tries[2] <= 2:
-			return storageError{errors.New("database is locked")}
+			return ingest.StorageError{Err: errors.New("database is locked")}
 		case d.Seq == 3:
 			return fmt.Errorf("%w: interaction.id is missing", connector.ErrBadPayload)
 		}
@@ -208,24 +210,6 @@ func TestGWS_ReadyzWhileUnreachable(t *testing.T) {
 	}
 }
 
-// TestGWS_Envelope: data is copied byte for byte, whatever its spacing or
-// escapes; absent data is null.
-func TestGWS_Envelope(t *testing.T) {
-	at := time.Date(2026, 11, 21, 9, 30, 0, 123456789, time.FixedZone("CET", 3600))
-	data := json.RawMessage(`{ "b": "<x> & \u00e9",  "a": [1, 2] }`)
-	got := gwsEnvelope(`/v2/me/"odd"`, data, at)
-	want := `{"source":"gws","channel":"/v2/me/\"odd\"","data":{ "b": "<x> & \u00e9",  "a": [1, 2] },"receivedAt":"2026-11-21T08:30:00.123456789Z"}`
-	if string(got) != want {
-		t.Errorf("envelope\n%s\nwant\n%s", got, want)
-	}
-	if !json.Valid(got) {
-		t.Error("envelope is not valid JSON")
-	}
-	if got := gwsEnvelope("/c", nil, at); !bytes.Contains(got, []byte(`"data":null`)) || !json.Valid(got) {
-		t.Errorf("envelope without data: %s", got)
-	}
-}
-
 // gwsSample is a GWS notification on /v2/me/interactions: an interaction
 // the agent has completed.
 const gwsSample = `{
@@ -255,8 +239,8 @@ func TestGWS_EventsReachOutbox(t *testing.T) {
 	}
 	// Say why, if the decoder refuses the sample: the sample may need to
 	// follow the decoder's idea of a GWS notification.
-	body := gwsEnvelope(gwsChannel, json.RawMessage(gwsSample), time.Now())
-	if _, err := m.decoders[gwsPlatform].Decode(body, func(string) ([]byte, error) { return nil, nil }); err != nil {
+	body := gws.Envelope(gwsChannel, json.RawMessage(gwsSample), time.Now())
+	if _, err := m.Pipeline.Decoders[gws.Platform].Decode(body, func(string) ([]byte, error) { return nil, nil }); err != nil {
 		t.Fatalf("the genesys decoder refuses gwsSample in the gws envelope: %v", err)
 	}
 	srv.WaitSubscribed(gwsChannel)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 	"github.com/ctibridge/ctibridge/outbox"
 )
@@ -43,7 +44,7 @@ func TestJobs_RedriveAndSummary(t *testing.T) {
 		}
 		return connectortest.Response{}
 	})
-	cfg, err := LoadConfig(writeConfig(t, t.TempDir(), crm.URL), testEnviron)
+	cfg, err := config.Load(writeConfig(t, t.TempDir(), crm.URL), testEnviron)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestJobs_RedriveAndSummary(t *testing.T) {
 		ds, _ := m.DB.List(context.Background(), outbox.Filter{State: outbox.StateDead})
 		return len(ds) == 1
 	})
-	m.logSummary()
+	m.Jobs.Summary()
 	if !strings.Contains(logs.String(), `msg="outbox summary" events=1 mapping_failed=0 dead=1 crm.delivered=0`) {
 		t.Errorf("summary line missing or wrong in:\n%s", logs.String())
 	}
@@ -67,10 +68,10 @@ func TestJobs_RedriveAndSummary(t *testing.T) {
 	mu.Lock()
 	rejecting = false
 	mu.Unlock()
-	m.redriveDead()
+	m.Jobs.Redrive()
 	crm.WaitAccepted(t, 10*time.Second, callKey("7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D"))
 
-	m.checkpoint()
+	m.Jobs.Checkpoint()
 	if strings.Contains(logs.String(), "checkpoint did not complete") {
 		t.Errorf("checkpoint failed:\n%s", logs.String())
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 	"github.com/ctibridge/ctibridge/outbox"
 )
@@ -105,7 +106,7 @@ var testEnviron = []string{"CRM_SECRET=" + testSecret}
 // MustRunMain starts the daemon in process with the config at path.
 func MustRunMain(tb testing.TB, path string) *Main {
 	tb.Helper()
-	cfg, err := LoadConfig(path, testEnviron)
+	cfg, err := config.Load(path, testEnviron)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func MustRunMain(tb testing.TB, path string) *Main {
 }
 
 // MustRunMainConfig starts the daemon in process with cfg.
-func MustRunMainConfig(tb testing.TB, cfg Config) *Main {
+func MustRunMainConfig(tb testing.TB, cfg config.Config) *Main {
 	tb.Helper()
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := m.Open(); err != nil {

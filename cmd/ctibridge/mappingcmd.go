@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 
-	"github.com/ctibridge/ctibridge/connector"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
 	"github.com/ctibridge/ctibridge/mapping"
 )
 
@@ -41,14 +39,14 @@ func mappingFlags(fs *flag.FlagSet) (configPath *string) {
 // mappingStore returns a store for dir, or for the config's mappings when
 // dir is empty.
 func mappingStore(configPath, dir string, environ []string) (*mapping.Store, error) {
-	cfg, err := LoadConfig(configPath, environ)
+	cfg, err := config.Load(configPath, environ)
 	if err != nil {
 		return nil, err
 	}
 	if dir != "" {
 		cfg.Mapping.Dir = dir
 	}
-	return newMappingStore(cfg), nil
+	return cfg.MappingStore(), nil
 }
 
 // mappingCheck loads a mapping directory and lists every problem.
@@ -109,76 +107,11 @@ func mappingPreview(args []string, stdout, stderr io.Writer, environ []string) e
 	if _, err := s.Reload(); err != nil {
 		return fmt.Errorf("the mappings have problems; run `ctibridge mapping check`:\n%w", err)
 	}
-	cfg, _ := LoadConfig(*configPath, environ)
-	in, used, err := previewInteraction(newDecoders(cfg), *platform, body)
+	cfg, _ := config.Load(*configPath, environ)
+	in, used, err := ingest.Preview(newDecoders(cfg), *platform, body)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "%s interaction %s (%s, %s)\n", used, in.ID, in.Channel, in.Direction)
 	return printJSON(stdout, s.Current().Explain(in))
-}
-
-// previewInteraction runs body through platform's decoder (or each one in
-// turn, when platform is empty) with an in-memory snapshot, as the daemon
-// would, and returns the last interaction it completes.
-func previewInteraction(decoders map[string]decoder, platform string, body []byte) (*connector.Interaction, string, error) {
-	names := []string{platform}
-	if platform == "" {
-		names = names[:0]
-		for n := range decoders {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-	}
-	var errs []error
-	for _, name := range names {
-		dec, ok := decoders[name]
-		if !ok {
-			return nil, "", fmt.Errorf("unknown platform %q", name)
-		}
-		in, err := replay(dec, body)
-		if err == nil {
-			return in, name, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", name, err))
-	}
-	return nil, "", fmt.Errorf("no platform makes an interaction of this event:\n%w", errors.Join(errs...))
-}
-
-// replay decodes each line of body (or body whole, when it is one JSON
-// document) with an in-memory snapshot store and duplicate detection.
-func replay(dec decoder, body []byte) (*connector.Interaction, error) {
-	lines := [][]byte{body}
-	if !json.Valid(body) {
-		lines = bytes.Split(body, []byte("\n"))
-	}
-	states, seen := map[string][]byte{}, map[string]bool{}
-	var last *connector.Interaction
-	for i, line := range lines {
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		ev, err := dec.Decode(line, func(key string) ([]byte, error) { return states[key], nil })
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", i+1, err)
-		}
-		if seen[ev.Key] {
-			continue
-		}
-		seen[ev.Key] = true
-		if ev.StateKey != "" {
-			if ev.State == nil {
-				delete(states, ev.StateKey)
-			} else {
-				states[ev.StateKey] = ev.State
-			}
-		}
-		if ev.Interaction != nil {
-			last = ev.Interaction
-		}
-	}
-	if last == nil {
-		return nil, errors.New("the events complete no interaction (a sequence needs its last event, such as callFinished or MARKDONE_APPLY)")
-	}
-	return last, nil
 }

@@ -38,7 +38,7 @@ func TestServe_Metrics(t *testing.T) {
 		return strings.Contains(scrape(t, m.Addr()), `ctibridge_delivery_attempts_total{outcome="delivered",target="crm"} 1`)
 	})
 	os.WriteFile(filepath.Join(dir, "mappings", "crm.toml"), []byte("[[rule]]\nnmae = 1\n"), 0o644)
-	waitFor(t, "the broken reload", func() bool { return m.mappings.Status().Failures == 1 })
+	waitFor(t, "the broken reload", func() bool { return m.Mappings.Status().Failures == 1 })
 
 	text := scrape(t, m.Addr())
 	for _, want := range []string{

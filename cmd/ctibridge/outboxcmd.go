@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/outbox"
 )
 
@@ -134,7 +135,7 @@ func outboxShow(ctx context.Context, args []string, stdout io.Writer, environ []
 	if len(pos) != 1 {
 		return errors.New("outbox show: want one delivery ID")
 	}
-	id, err := parseID(pos[0])
+	id, err := outbox.ParseID(pos[0])
 	if err != nil {
 		return fmt.Errorf("outbox show: %w", err)
 	}
@@ -228,7 +229,7 @@ func outboxRetry(ctx context.Context, args []string, stdout io.Writer, environ [
 	}
 	ids := make([]int64, 0, len(pos))
 	for _, p := range pos {
-		id, err := parseID(p)
+		id, err := outbox.ParseID(p)
 		if err != nil {
 			return fmt.Errorf("outbox retry: %w", err)
 		}
@@ -351,7 +352,7 @@ func outboxStats(ctx context.Context, args []string, stdout io.Writer, environ [
 // openExistingOutbox opens the configured outbox, refusing to create one:
 // a typo in a path should not show an empty, new outbox.
 func openExistingOutbox(configPath string, environ []string) (*outbox.DB, error) {
-	cfg, err := LoadConfig(configPath, environ)
+	cfg, err := config.Load(configPath, environ)
 	if err != nil {
 		return nil, err
 	}
@@ -381,15 +382,6 @@ func printJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
-}
-
-// parseID parses a delivery id.
-func parseID(s string) (int64, error) {
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("invalid delivery ID %q: want a positive number", s)
-	}
-	return id, nil
 }
 
 // formatTime formats t for tables, in local time; "-" for the zero time.

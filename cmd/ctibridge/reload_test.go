@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/server"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 )
 
@@ -23,7 +24,7 @@ func TestServe_MappingLiveReload(t *testing.T) {
 
 	edited := strings.Replace(testMapping, `Subject     = '"Call "`, `Subject     = '"Phone call "`, 1)
 	os.WriteFile(file, []byte(edited), 0o644)
-	waitFor(t, "the edit to be loaded", func() bool { return m.mappings.Status().Reloads == 2 })
+	waitFor(t, "the edit to be loaded", func() bool { return m.Mappings.Status().Reloads == 2 })
 	post(t, m.Addr(), "brightpattern", interaction(t, "after-edit"))
 	crm.WaitAccepted(t, 10*time.Second, callKey("after-edit"))
 	if body := string(crm.Accepted()[callKey("after-edit")]); !strings.Contains(body, `"Subject":"Phone call from`) {
@@ -31,12 +32,12 @@ func TestServe_MappingLiveReload(t *testing.T) {
 	}
 
 	os.WriteFile(file, []byte(strings.Replace(edited, "'duration'", "'duraton'", 1)), 0o644)
-	waitFor(t, "the broken edit to be refused", func() bool { return m.mappings.Status().Failures == 1 })
+	waitFor(t, "the broken edit to be refused", func() bool { return m.Mappings.Status().Failures == 1 })
 	resp, err := http.Get("http://" + m.Addr() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ready readiness
+	var ready server.Readiness
 	decodeJSON(t, resp, &ready)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(ready.MappingStatus.LastError, "duraton") ||
 		!strings.Contains(ready.Mappings, "last reload failed") {

@@ -2,30 +2,31 @@ package main
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
-	"github.com/ctibridge/ctibridge/connector"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/access"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/admin"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/dial"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/gws"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/jobs"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/metrics"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/server"
 	"github.com/ctibridge/ctibridge/connector/brightpattern"
 	"github.com/ctibridge/ctibridge/connector/five9"
 	"github.com/ctibridge/ctibridge/connector/genesys"
+	"github.com/ctibridge/ctibridge/connector/genesys/cometd"
 	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
 )
-
-//go:embed defaults/mapping.toml
-var defaultMapping []byte
 
 // runServe runs the daemon until ctx ends.
 func runServe(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
@@ -34,7 +35,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, environ []st
 	if _, err := parseFlags(fs, args, "[--config FILE]", stderr); err != nil {
 		return err
 	}
-	cfg, err := LoadConfig(*configPath, environ)
+	cfg, err := config.Load(*configPath, environ)
 	if err != nil {
 		return err
 	}
@@ -44,7 +45,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, environ []st
 		return err
 	}
 	m.Logger.Info("ctibridge serving", "addr", m.Addr(), "store", cfg.Store.Path,
-		"targets", cfg.targetNames(), "version", version())
+		"targets", cfg.TargetNames(), "version", version())
 	// SIGHUP reloads the mapping files at once, as the watcher would.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -67,56 +68,49 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, environ []st
 // Main is the running daemon: every component, wired. Tests run it in
 // process on 127.0.0.1:0.
 type Main struct {
-	Config Config
+	Config config.Config
 	Logger *slog.Logger
 
 	DB         *outbox.DB
 	Dispatcher *outbox.Dispatcher
+	Pipeline   *ingest.Pipeline
+	Server     *server.Server
+	Admin      *admin.Server
+	Dial       *dial.Relay
+	Jobs       *jobs.Jobs
+	Metrics    *metrics.Metrics
+	// Mappings holds the current mapping set, swapped whole on reload.
+	Mappings *mapping.Store
+	// GWS is the Genesys Web Services subscription, when configured.
+	GWS *gws.Subscription
 
-	// mappings holds the current mapping set, swapped whole on reload.
-	mappings  *mapping.Store
+	// gwsIngest, when a test sets it before Open, receives the GWS
+	// envelopes instead of the pipeline.
+	gwsIngest func(ctx context.Context, platform string, body []byte) error
 	stopWatch context.CancelFunc
-	decoders  map[string]decoder
-	states    keyLocks      // serializes the events of one interaction
-	commands  *commandHub   // dial commands for the bridges
-	inFlight  chan struct{} // a slot per event post being handled
 	closers   []io.Closer
-
-	ln      net.Listener
-	server  *http.Server
-	cron    *cron.Cron
-	metrics *metrics
-
-	// adminLn and adminServer are the admin API (admin.go).
-	adminLn     net.Listener
-	adminServer *http.Server
-
-	// gws is the Genesys Web Services subscription (gws.go), when configured.
-	gws *gwsSource
 }
-
-// decoder turns a platform's posted event into a connector.Event.
-type decoder interface {
-	Decode(body []byte, state connector.StateFunc) (connector.Event, error)
-}
-
-var (
-	_ decoder = brightpattern.Decoder{}
-	_ decoder = five9.Decoder{}
-	_ decoder = genesys.Decoder{}
-)
 
 // newDecoders returns the platforms' decoders, configured by cfg.
-func newDecoders(cfg Config) map[string]decoder {
-	return map[string]decoder{
+func newDecoders(cfg config.Config) map[string]ingest.Decoder {
+	return map[string]ingest.Decoder{
 		brightpattern.Platform: brightpattern.Decoder{LogOnEnd: cfg.Sources.BrightPattern.LogOnEnd},
 		five9.Platform:         five9.Decoder{},
 		genesys.Platform:       genesys.Decoder{DispositionKey: cfg.Sources.Genesys.DispositionKey},
 	}
 }
 
+// accessRules are the sources' tokens and allowed origins, by platform.
+func accessRules(cfg config.Config) access.Sources {
+	rules := access.Sources{}
+	for name, a := range cfg.SourceAuths() {
+		rules[name] = access.Rule{Token: a.Token, AllowedOrigins: a.AllowedOrigins}
+	}
+	return rules
+}
+
 // NewMain returns a daemon for cfg. It does nothing until Open.
-func NewMain(cfg Config, logger *slog.Logger) *Main {
+func NewMain(cfg config.Config, logger *slog.Logger) *Main {
 	return &Main{Config: cfg, Logger: logger}
 }
 
@@ -125,18 +119,17 @@ func NewMain(cfg Config, logger *slog.Logger) *Main {
 // daemon accepts events.
 func (m *Main) Open() error {
 	cfg := m.Config
-	m.mappings = newMappingStore(cfg)
-	if _, err := m.mappings.Reload(); err != nil {
+	m.Mappings = cfg.MappingStore()
+	if _, err := m.Mappings.Reload(); err != nil {
 		return err
 	}
-	m.metrics = newMetrics(m)
-	m.decoders = newDecoders(cfg)
-
 	m.DB = outbox.NewDB(cfg.Store.Path)
 	m.DB.BusyTimeout = cfg.Store.BusyTimeout
 	if err := m.DB.Open(); err != nil {
 		return err
 	}
+	m.Metrics = metrics.New(metrics.Sources{DB: m.DB, Targets: m.targetStatus, Mappings: m.Mappings.Status,
+		GWS: m.gwsStatus})
 	targets, err := m.openTargets()
 	if err != nil {
 		return err
@@ -146,51 +139,92 @@ func (m *Main) Open() error {
 		Targets:   targets,
 		Logger:    m.Logger.With("component", "dispatcher"),
 		Lease:     m.lease(),
-		OnAttempt: m.metrics.attempt,
+		OnAttempt: m.Metrics.Attempt,
 	}
 	if err := m.Dispatcher.Open(); err != nil {
 		return err
 	}
+	m.Pipeline = &ingest.Pipeline{
+		DB:       m.DB,
+		Decoders: newDecoders(cfg),
+		Mappings: m.Mappings.Current,
+		Notify:   m.Dispatcher.Notify,
+		Logger:   m.Logger,
+		OnEvent:  m.Metrics.Event,
+	}
 	if err := m.startGWS(); err != nil {
 		return err
 	}
-	if err := m.startJobs(); err != nil {
+	m.Jobs = &jobs.Jobs{
+		DB:                 m.DB,
+		Notify:             m.Dispatcher.Notify,
+		Targets:            cfg.TargetNames(),
+		Retention:          cfg.Store.Retention,
+		PurgeSchedule:      cfg.Store.PurgeSchedule,
+		CheckpointSchedule: cfg.Store.CheckpointSchedule,
+		RedriveSchedule:    cfg.Store.RedriveSchedule,
+		SummarySchedule:    cfg.Store.SummarySchedule,
+		FlushSchedule:      cfg.Store.FlushSchedule,
+		Flush:              m.flushStale,
+		Logger:             m.Logger,
+	}
+	if err := m.Jobs.Start(); err != nil {
 		return err
 	}
 	var watchCtx context.Context
 	watchCtx, m.stopWatch = context.WithCancel(context.Background())
-	go m.mappings.Watch(watchCtx, time.Second, m.reportReload)
+	go m.Mappings.Watch(watchCtx, time.Second, m.reportReload)
 
-	m.ln, err = net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	rules := accessRules(cfg)
+	m.Dial = dial.NewRelay(rules, m.Logger)
+	m.Server = &server.Server{
+		Pipeline:     m.Pipeline,
+		Access:       rules,
+		Dial:         m.Dial,
+		DB:           m.DB,
+		Mappings:     m.Mappings,
+		Metrics:      m.Metrics,
+		Targets:      m.targetStatus,
+		GWS:          m.gwsStatus,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		MaxInFlight:  cfg.Server.MaxInFlight,
+		Logger:       m.Logger,
 	}
-	m.commands = newCommandHub()
-	m.inFlight = make(chan struct{}, cfg.Server.MaxInFlight)
-	m.server = &http.Server{
-		Handler:           m.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	if err := m.Server.Open(cfg.Server.Listen); err != nil {
+		return err
 	}
-	// Shutdown waits for open connections: end the bridges' command
-	// streams, or it would wait for its whole timeout.
-	m.server.RegisterOnShutdown(m.commands.close)
-	go func() {
-		if err := m.server.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.Logger.Error("http server stopped", "err", err)
-		}
-	}()
-	return m.openAdmin()
+	m.Admin = &admin.Server{
+		Token:     cfg.Admin.Token,
+		TokenFile: cfg.Store.Path + adminTokenSuffix,
+		DB:        m.DB,
+		Notify:    m.Dispatcher.Notify,
+		Targets:   cfg.TargetNames(),
+		Mappings:  m.Mappings,
+		Decoders:  m.Pipeline.Decoders,
+		OnReload:  m.Metrics.Reload,
+		Logger:    m.Logger,
+	}
+	return m.Admin.Open(cfg.Admin.Listen)
 }
+
+// adminTokenSuffix names the generated admin token's file: <store.path>
+// plus it.
+const adminTokenSuffix = ".admin-token"
 
 // Addr is the address the daemon listens on.
 func (m *Main) Addr() string {
-	if m.ln == nil {
+	if m.Server == nil {
 		return ""
 	}
-	return m.ln.Addr().String()
+	return m.Server.Addr()
+}
+
+// AdminAddr is the address the admin API listens on.
+func (m *Main) AdminAddr() string {
+	if m.Admin == nil {
+		return ""
+	}
+	return m.Admin.Addr()
 }
 
 // Close stops the daemon inputs first: it stops accepting events, then
@@ -198,24 +232,26 @@ func (m *Main) Addr() string {
 // ends; they are retried at the next start), and closes the outbox.
 func (m *Main) Close(ctx context.Context) error {
 	var errs []error
-	if m.server != nil {
-		if err := m.server.Shutdown(ctx); err != nil {
+	if m.Server != nil {
+		if err := m.Server.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop http server: %w", err))
 		}
 	}
-	if m.adminServer != nil {
-		if err := m.adminServer.Shutdown(ctx); err != nil {
+	if m.Admin != nil {
+		if err := m.Admin.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop admin server: %w", err))
 		}
 	}
-	if err := m.closeGWS(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("stop gws subscription: %w", err))
+	if m.GWS != nil {
+		if err := m.GWS.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop gws subscription: %w", err))
+		}
 	}
 	if m.stopWatch != nil {
 		m.stopWatch()
 	}
-	if m.cron != nil {
-		<-m.cron.Stop().Done()
+	if m.Jobs != nil {
+		m.Jobs.Stop()
 	}
 	if m.Dispatcher != nil {
 		if err := m.Dispatcher.Close(ctx); err != nil {
@@ -231,30 +267,55 @@ func (m *Main) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// newMappingStore returns a store for cfg's mapping directory, or for the
-// embedded default.
-func newMappingStore(cfg Config) *mapping.Store {
-	s := &mapping.Store{Dir: cfg.Mapping.Dir, Options: mapping.Options{
-		Targets: cfg.targetNames(), DefaultRegion: cfg.Mapping.DefaultRegion}}
-	if s.Dir == "" {
-		s.Fixed = []mapping.File{{Name: "(embedded default mapping)", Data: defaultMapping}}
+// startGWS subscribes to the configured GWS channels when
+// sources.genesys.gws.url is set. It does not wait for GWS: /readyz shows
+// how the subscription goes.
+func (m *Main) startGWS() error {
+	cfg := m.Config.Sources.Genesys.GWS
+	if cfg.URL == "" {
+		return nil
 	}
-	return s
+	ingestGWS := m.gwsIngest
+	if ingestGWS == nil {
+		if _, ok := m.Pipeline.Decoders[gws.Platform]; !ok {
+			return fmt.Errorf("sources.genesys.gws.url is set, but this build has no %s decoder to read GWS notifications", gws.Platform)
+		}
+		ingestGWS = func(ctx context.Context, platform string, body []byte) error {
+			_, err := m.Pipeline.Ingest(ctx, platform, body)
+			return err
+		}
+	}
+	m.GWS = &gws.Subscription{URL: cfg.URL, Username: cfg.Username, Password: cfg.Password, Channels: cfg.Channels,
+		Ingest: ingestGWS, Logger: m.Logger.With("component", "gws")}
+	if err := m.GWS.Open(); err != nil {
+		return fmt.Errorf("sources.genesys.gws: %w", err)
+	}
+	return nil
 }
 
-// loadMappings loads cfg's mappings once, for commands that do not serve.
-func loadMappings(cfg Config) (*mapping.Set, error) {
-	s := newMappingStore(cfg)
-	if _, err := s.Reload(); err != nil {
-		return nil, err
+// gwsStatus is the subscription's health, nil when there is none.
+func (m *Main) gwsStatus() *cometd.Status {
+	if m.GWS == nil {
+		return nil
 	}
-	return s.Current(), nil
+	st := m.GWS.Status()
+	return &st
+}
+
+// targetStatus is each target's health.
+func (m *Main) targetStatus() map[string]outbox.TargetStatus {
+	return m.Dispatcher.Status()
+}
+
+// flushStale logs the interactions whose completing event never came.
+func (m *Main) flushStale(ctx context.Context) {
+	m.Pipeline.FlushStale(ctx, m.Config.FlushAfter())
 }
 
 // ReloadMappings loads the mapping files again now (SIGHUP does it), and
 // reports whether they changed. A failure keeps the current mappings.
 func (m *Main) ReloadMappings() (bool, error) {
-	changed, err := m.mappings.Reload()
+	changed, err := m.Mappings.Reload()
 	m.reportReload(changed, err)
 	return changed, err
 }
@@ -263,17 +324,17 @@ func (m *Main) ReloadMappings() (bool, error) {
 func (m *Main) reportReload(changed bool, err error) {
 	switch {
 	case err != nil:
-		m.metrics.reloads.WithLabelValues("failed").Inc()
+		m.Metrics.Reload("failed")
 		m.Logger.Error("mapping reload failed; the previous mappings stay in use", "err", err)
 	case changed:
-		m.metrics.reloads.WithLabelValues("ok").Inc()
-		st := m.mappings.Status()
+		m.Metrics.Reload("ok")
+		st := m.Mappings.Status()
 		m.Logger.Info("mappings reloaded", "files", st.Files, "rules", st.Rules)
 	}
 }
 
 // newLogger returns the daemon's logger, writing to w.
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level)) // validated with the config
 	opts := &slog.HandlerOptions{Level: level}

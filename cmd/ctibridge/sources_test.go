@@ -4,10 +4,9 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 )
 
@@ -21,7 +20,7 @@ token = "${BP_TOKEN}"
 allowed_origins = ["https://acme.brightpattern.com"]
 `)
 	f.Close()
-	cfg, err := LoadConfig(path, append(testEnviron, "BP_TOKEN=s3cret"))
+	cfg, err := config.Load(path, append(testEnviron, "BP_TOKEN=s3cret"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,35 +69,5 @@ allowed_origins = ["https://acme.brightpattern.com"]
 	}
 	if r := send("POST", "s3cret", ""); r.StatusCode != http.StatusOK {
 		t.Errorf("the same event again, without an Origin (curl): %d, want 200 duplicate", r.StatusCode)
-	}
-}
-
-func TestKeyLocks(t *testing.T) {
-	var k keyLocks
-	var mu sync.Mutex
-	inside := map[string]int{}
-	var wg sync.WaitGroup
-	for i := range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			key := []string{"a", "b"}[i%2]
-			unlock := k.lock(key)
-			mu.Lock()
-			inside[key]++
-			if inside[key] > 1 {
-				t.Errorf("two holders of key %s at once", key)
-			}
-			mu.Unlock()
-			time.Sleep(time.Millisecond)
-			mu.Lock()
-			inside[key]--
-			mu.Unlock()
-			unlock()
-		}()
-	}
-	wg.Wait()
-	if len(k.locks) != 0 {
-		t.Errorf("%d locks kept after every holder left, want 0", len(k.locks))
 	}
 }

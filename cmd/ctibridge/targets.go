@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/connector/jsonl"
 	"github.com/ctibridge/ctibridge/connector/webhook"
@@ -33,18 +34,18 @@ const (
 // openTargets builds the configured targets as the dispatcher's targets.
 func (m *Main) openTargets() ([]outbox.Target, error) {
 	var out []outbox.Target
-	for _, name := range m.Config.targetNames() {
+	for _, name := range m.Config.TargetNames() {
 		tc := m.Config.Targets[name]
 		var d connector.Target
 		switch tc.Type {
-		case targetJSONL:
+		case config.TypeJSONL:
 			t, err := jsonl.Open(tc.Path)
 			if err != nil {
 				return nil, fmt.Errorf("target %s: %w", name, err)
 			}
 			m.closers = append(m.closers, t)
 			d = t
-		case targetWebhook:
+		case config.TypeWebhook:
 			t, err := webhook.New(webhook.Config{
 				URL:                    tc.URL,
 				Secret:                 tc.Secret,

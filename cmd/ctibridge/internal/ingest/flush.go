@@ -1,11 +1,10 @@
-package main
+package ingest
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 
@@ -16,51 +15,32 @@ import (
 // platform; the next run takes the rest.
 const flushBatch = 1000
 
-// flushEventType is the Event.Type of the synthetic events the flush job
+// FlushEventType is the Event.Type of the synthetic events the flush job
 // stores.
-const flushEventType = "FLUSH"
+const FlushEventType = "FLUSH"
 
-// flushAfter is how long a platform's snapshots wait for their completing
-// event before the flush job logs them; 0 never.
-func (c *Config) flushAfter(platform string) time.Duration {
-	switch platform {
-	case "genesys":
-		return c.Sources.Genesys.FlushAfter
-	case "five9":
-		return c.Sources.Five9.FlushAfter
-	}
-	return 0
-}
-
-// flushStale logs the interactions whose conversation is over but whose
+// FlushStale logs the interactions whose conversation is over but whose
 // completing event never came (the agent closed the browser tab before
 // Genesys MARKDONE_APPLY, Five9 callFinished never arrived): for each
 // source that keeps snapshots (connector.Flusher), the snapshots not updated
-// for its flush_after are flushed, each by a synthetic FLUSH event stored
+// for after[platform] are flushed, each by a synthetic FLUSH event stored
 // like a real one, which deletes the snapshot in the same transaction.
-func (m *Main) flushStale() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	platforms := make([]string, 0, len(m.decoders))
-	for p := range m.decoders {
-		platforms = append(platforms, p)
-	}
-	sort.Strings(platforms)
-	for _, platform := range platforms {
-		f, ok := m.decoders[platform].(connector.Flusher)
-		after := m.Config.flushAfter(platform)
-		if !ok || after <= 0 {
+func (p *Pipeline) FlushStale(ctx context.Context, after map[string]time.Duration) {
+	for _, platform := range p.Platforms() {
+		f, ok := p.Decoders[platform].(connector.Flusher)
+		wait := after[platform]
+		if !ok || wait <= 0 {
 			continue
 		}
-		flushed, deleted, err := m.flushPlatform(ctx, platform, f, time.Now().Add(-after))
+		flushed, deleted, err := p.flushPlatform(ctx, platform, f, p.now().Add(-wait))
 		if err != nil {
-			m.Logger.Error("flushing stale snapshots failed", "platform", platform, "err", err,
+			p.logger().Error("flushing stale snapshots failed", "platform", platform, "err", err,
 				"flushed", flushed, "deleted", deleted)
 			continue
 		}
 		if flushed > 0 || deleted > 0 {
-			m.Logger.Info("flushed interactions whose completing event never came", "platform", platform,
-				"flushed", flushed, "deleted", deleted, "older_than", after)
+			p.logger().Info("flushed interactions whose completing event never came", "platform", platform,
+				"flushed", flushed, "deleted", deleted, "older_than", wait)
 		}
 	}
 }
@@ -68,13 +48,13 @@ func (m *Main) flushStale() {
 // flushPlatform flushes the snapshots of platform not updated since
 // before. It returns how many interactions were logged and how many
 // snapshots of interactions logged already were deleted.
-func (m *Main) flushPlatform(ctx context.Context, platform string, f connector.Flusher, before time.Time) (flushed, deleted int, err error) {
-	states, err := m.DB.StaleStates(ctx, platform, before, flushBatch)
+func (p *Pipeline) flushPlatform(ctx context.Context, platform string, f connector.Flusher, before time.Time) (flushed, deleted int, err error) {
+	states, err := p.DB.StaleStates(ctx, platform, before, flushBatch)
 	if err != nil {
 		return 0, 0, err
 	}
 	for _, s := range states {
-		in, done, err := m.flushOne(ctx, platform, f, s.Key, s.Data)
+		in, done, err := p.flushOne(ctx, platform, f, s.Key, s.Data)
 		if err != nil {
 			return flushed, deleted, err
 		}
@@ -92,10 +72,10 @@ func (m *Main) flushPlatform(ctx context.Context, platform string, f connector.F
 // cannot race a late real event: when the snapshot changed since it was
 // read, it is left for a later run. It reports whether an interaction was
 // logged, and whether the snapshot was deleted.
-func (m *Main) flushOne(ctx context.Context, platform string, f connector.Flusher, key string, data []byte) (logged, deleted bool, err error) {
-	unlock := m.states.lock(platform + "\x00" + key)
+func (p *Pipeline) flushOne(ctx context.Context, platform string, f connector.Flusher, key string, data []byte) (logged, deleted bool, err error) {
+	unlock := p.states.lock(platform + "\x00" + key)
 	defer unlock()
-	cur, err := m.DB.State(ctx, platform, key)
+	cur, err := p.DB.State(ctx, platform, key)
 	if err != nil {
 		return false, false, err
 	}
@@ -109,7 +89,7 @@ func (m *Main) flushOne(ctx context.Context, platform string, f connector.Flushe
 	case err != nil:
 		// Left for the retention to purge: logging a damaged snapshot
 		// would guess, and refusing it must not stop the others.
-		m.Logger.Warn("stale snapshot cannot be flushed", "platform", platform, "key", key, "err", err)
+		p.logger().Warn("stale snapshot cannot be flushed", "platform", platform, "key", key, "err", err)
 		return false, false, nil
 	}
 	reason := "the interaction was logged already; its last event never came"
@@ -128,14 +108,14 @@ func (m *Main) flushOne(ctx context.Context, platform string, f connector.Flushe
 	if err != nil {
 		return false, false, err
 	}
-	ev := connector.Event{Platform: platform, Type: flushEventType, Key: "flush:" + key,
+	ev := connector.Event{Platform: platform, Type: FlushEventType, Key: "flush:" + key,
 		Interaction: in, StateKey: key, State: nil}
-	res, err := m.store(ctx, ev, body)
+	res, err := p.store(ctx, ev, body)
 	if err == nil && res.Duplicate {
 		// The same key was flushed before (a late event made a new
 		// snapshot under it): this flush is another event.
-		ev.Key += ":" + strconv.FormatInt(time.Now().UnixMilli(), 10)
-		res, err = m.store(ctx, ev, body)
+		ev.Key += ":" + strconv.FormatInt(p.now().UnixMilli(), 10)
+		res, err = p.store(ctx, ev, body)
 	}
 	if err != nil {
 		return false, false, fmt.Errorf("flush %s: %w", key, err)

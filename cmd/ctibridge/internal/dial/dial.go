@@ -1,23 +1,24 @@
-package main
+// Package dial is the click-to-dial relay: the bridge of each agent's
+// sending tab keeps GET /v1/agents/{agent}/commands open, a Server-Sent
+// Events stream, and POST /v1/dial pushes a "dial" command down it.
+package dial
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/access"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/httpjson"
 )
 
-// Commands for the browser bridge (connector/bridge): the bridge of each
-// agent's sending tab keeps GET /v1/agents/{agent}/commands open, a
-// Server-Sent Events stream, and POST /v1/dial pushes a "dial" command down
-// it.
-//
 // Both endpoints belong to no platform, so they take the platform-independent
 // rule: the credential is any configured source token (sources.*.token), and
 // when no source has a token they are open, as the event endpoints are. A
@@ -41,6 +42,34 @@ const commandBuffer = 8
 
 // maxDialBody bounds a POST /v1/dial body.
 const maxDialBody = 16 << 10
+
+// Relay relays dial commands from CRM pages to the agents' bridges.
+type Relay struct {
+	// Access says who may dial and stream commands: any source's token,
+	// from an origin some source allows.
+	Access access.Sources
+	Logger *slog.Logger
+
+	hub *commandHub
+}
+
+// NewRelay returns a relay with no bridge connected.
+func NewRelay(sources access.Sources, logger *slog.Logger) *Relay {
+	return &Relay{Access: sources, Logger: logger, hub: newCommandHub()}
+}
+
+// Connected returns how many bridges are connected for agent.
+func (rl *Relay) Connected(agent string) int { return rl.hub.Connected(agent) }
+
+// Publish sends the event with data to every bridge connected for agent,
+// and returns how many took it.
+func (rl *Relay) Publish(agent, event string, data []byte) int {
+	return rl.hub.Publish(agent, event, data)
+}
+
+// Close ends every command stream and refuses new ones: an HTTP server's
+// Shutdown waits for open streams otherwise.
+func (rl *Relay) Close() { rl.hub.close() }
 
 // commandHub fans commands out to the connected bridges, by agent.
 type commandHub struct {
@@ -126,34 +155,34 @@ func (h *commandHub) close() {
 	}
 }
 
-// handleCommands streams an agent's commands as Server-Sent Events until
+// HandleCommands streams an agent's commands as Server-Sent Events until
 // the bridge goes away or the daemon shuts down.
-func (m *Main) handleCommands(w http.ResponseWriter, r *http.Request) {
+func (rl *Relay) HandleCommands(w http.ResponseWriter, r *http.Request) {
 	agent := r.PathValue("agent")
 	if agent == "" || len(agent) > 200 || !utf8.ValidString(agent) {
-		writeError(w, http.StatusBadRequest, "the agent id in the path must be 1 to 200 bytes of UTF-8")
+		httpjson.Error(w, http.StatusBadRequest, "the agent id in the path must be 1 to 200 bytes of UTF-8")
 		return
 	}
 	token := r.URL.Query().Get("token")
 	if h, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		token = h
 	}
-	if !m.authorizeCommand(w, r, token) {
+	if !rl.Access.AuthorizeAny(w, r, token) {
 		return
 	}
-	hub := m.commands
+	hub := rl.hub
 
 	// A stream outlives the server's read and write timeouts.
 	rc := http.NewResponseController(w)
 	for _, set := range []func(time.Time) error{rc.SetReadDeadline, rc.SetWriteDeadline} {
 		if err := set(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			m.Logger.Warn("commands stream: clearing deadline failed", "err", err)
+			rl.Logger.Warn("commands stream: clearing deadline failed", "err", err)
 		}
 	}
 	c, cancel := hub.subscribe(agent)
 	defer cancel()
 	if c == nil {
-		writeError(w, http.StatusServiceUnavailable, "shutting down")
+		httpjson.Error(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
 
@@ -166,7 +195,7 @@ func (m *Main) handleCommands(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.WriteString(w, "retry: 3000\n: connected\n\n"); err != nil || rc.Flush() != nil {
 		return
 	}
-	m.Logger.Debug("bridge connected for commands", "agent", agent)
+	rl.Logger.Debug("bridge connected for commands", "agent", agent)
 	tick := time.NewTicker(c.heartbeat)
 	defer tick.Stop()
 	for {
@@ -214,40 +243,40 @@ type dialCommand struct {
 	Object *crmObject `json:"object,omitempty"`
 }
 
-// handleDial pushes a dial command to the agent's bridges: 202 with how
+// HandleDial pushes a dial command to the agent's bridges: 202 with how
 // many received it, or 409 when none is connected.
-func (m *Main) handleDial(w http.ResponseWriter, r *http.Request) {
+func (rl *Relay) HandleDial(w http.ResponseWriter, r *http.Request) {
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !m.authorizeCommand(w, r, token) {
+	if !rl.Access.AuthorizeAny(w, r, token) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDialBody))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of %d bytes", maxDialBody))
+		httpjson.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of %d bytes", maxDialBody))
 		return
 	}
 	var req dialRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
 		return
 	}
 	if msg := req.problem(); msg != "" {
-		writeError(w, http.StatusBadRequest, msg)
+		httpjson.Error(w, http.StatusBadRequest, msg)
 		return
 	}
-	data, err := marshal(dialCommand{To: req.To, Object: req.Object})
+	data, err := json.Marshal(dialCommand{To: req.To, Object: req.Object})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	n := m.commands.Publish(req.Agent, "dial", data)
+	n := rl.hub.Publish(req.Agent, "dial", data)
 	if n == 0 {
-		writeError(w, http.StatusConflict, fmt.Sprintf("agent %q has no browser bridge connected; "+
+		httpjson.Error(w, http.StatusConflict, fmt.Sprintf("agent %q has no browser bridge connected; "+
 			"their desktop must be open with the bridge script and data-agent=%q", req.Agent, req.Agent))
 		return
 	}
-	m.Logger.Info("dial sent to bridge", "agent", req.Agent, "bridges", n)
-	writeJSON(w, http.StatusAccepted, map[string]any{"agent": req.Agent, "bridges": n})
+	rl.Logger.Info("dial sent to bridge", "agent", req.Agent, "bridges", n)
+	httpjson.Write(w, http.StatusAccepted, map[string]any{"agent": req.Agent, "bridges": n})
 }
 
 // problem says what is wrong with the request, or "".
@@ -269,54 +298,8 @@ func (req dialRequest) problem() string {
 	return ""
 }
 
-// handleDialPreflight answers a browser's CORS preflight for POST /v1/dial
+// HandlePreflight answers a browser's CORS preflight for POST /v1/dial
 // from a CRM page whose origin some source allows.
-func (m *Main) handleDialPreflight(w http.ResponseWriter, r *http.Request) {
-	origin := r.Header.Get("Origin")
-	if !m.commandOriginAllowed(origin) {
-		writeError(w, http.StatusForbidden, "origin not allowed")
-		return
-	}
-	allowPreflight(w, origin)
-}
-
-// authorizeCommand applies the platform-independent rule: an allowed
-// Origin when there is one, and any configured source token (none needed
-// when no source has one). It writes the refusal and returns false
-// otherwise.
-func (m *Main) authorizeCommand(w http.ResponseWriter, r *http.Request, token string) bool {
-	if origin := r.Header.Get("Origin"); origin != "" {
-		if !m.commandOriginAllowed(origin) {
-			writeError(w, http.StatusForbidden, "origin "+origin+" is in no source's allowed_origins")
-			return false
-		}
-		allowCORS(w, origin)
-	}
-	required, ok := false, false
-	for _, a := range m.Config.sourceAuths() {
-		if a.Token != "" {
-			required = true
-			ok = sameToken(token, a.Token) || ok // no short cut: every token is compared
-		}
-	}
-	if !required {
-		return true
-	}
-	if token == "" || !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ctibridge"`)
-		writeError(w, http.StatusUnauthorized, "missing or wrong token: any source's token (sources.*.token) is accepted")
-		return false
-	}
-	return true
-}
-
-// commandOriginAllowed reports whether origin is in some source's
-// allowed_origins.
-func (m *Main) commandOriginAllowed(origin string) bool {
-	for _, a := range m.Config.sourceAuths() {
-		if slices.Contains(a.AllowedOrigins, origin) {
-			return true
-		}
-	}
-	return false
+func (rl *Relay) HandlePreflight(w http.ResponseWriter, r *http.Request) {
+	rl.Access.PreflightAny(w, r)
 }

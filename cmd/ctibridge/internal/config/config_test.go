@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 )
 
 func TestLoadConfig_Defaults(t *testing.T) {
-	c, err := LoadConfig("", nil)
+	c, err := Load("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestLoadConfig_Defaults(t *testing.T) {
 // TestConfigExample keeps config.example.toml honest: it parses strictly
 // and says exactly what the defaults are.
 func TestConfigExample(t *testing.T) {
-	c, err := LoadConfig("../../config.example.toml", nil)
+	c, err := Load("../../../../config.example.toml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ timeout = "3s"
 `)
 	env := []string{"HOOK_SECRET=whsec_abc", "TOKEN=t0k", "CTIBRIDGE_SERVER__LISTEN=127.0.0.1:9001",
 		"CTIBRIDGE_STORE__RETENTION=48h", "CTIBRIDGE_TARGETS__CRM__MAX_ATTEMPTS=3"}
-	c, err := LoadConfig(path, env)
+	c, err := Load(path, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestLoadConfig_Errors(t *testing.T) {
 			} else if tt.name == "NoFile" {
 				path = filepath.Join(t.TempDir(), "missing.toml")
 			}
-			_, err := LoadConfig(path, tt.env)
+			_, err := Load(path, tt.env)
 			if err == nil {
 				t.Fatal("LoadConfig succeeded, want an error")
 			}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
 	"github.com/ctibridge/ctibridge/connector/brightpattern"
 	"github.com/ctibridge/ctibridge/outbox"
 )
@@ -83,12 +85,12 @@ func closedURL() (string, error) {
 // would store them, but in large unsynced transactions: this is set-up,
 // not measurement.
 func (b *bench) seedBacklog(ctx context.Context, path string, n int) error {
-	cfg, err := LoadConfig(path, b.environ)
+	cfg, err := config.Load(path, b.environ)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	// The daemon's own decoder and mapping make the template delivery.
-	set, err := loadMappings(cfg)
+	set, err := cfg.LoadMappings()
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -97,7 +99,7 @@ func (b *bench) seedBacklog(ctx context.Context, path string, n int) error {
 	if err != nil {
 		return fmt.Errorf("bench: decode --event: %w", err)
 	}
-	ds, err := encodeActivities(set, ev.Interaction)
+	ds, err := ingest.EncodeActivities(set, ev.Interaction)
 	if err != nil || len(ds) != 1 {
 		return fmt.Errorf("bench: the bench mapping gives %d activities for --event, want 1 (%v)", len(ds), err)
 	}

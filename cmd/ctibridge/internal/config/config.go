@@ -1,7 +1,12 @@
-package main
+// Package config is ctibridge's configuration: the schema, its embedded
+// defaults, strict loading from a TOML file and CTIBRIDGE_* environment
+// variables with koanf, secrets from ${ENV} references and *_file paths,
+// and validation that reports every problem at once, naming the key.
+package config
 
 import (
 	"cmp"
+	_ "embed"
 	"errors"
 	"fmt"
 	"net"
@@ -17,7 +22,9 @@ import (
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
-	"github.com/robfig/cron/v3"
+
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/jobs"
+	"github.com/ctibridge/ctibridge/mapping"
 )
 
 // Config is ctibridge's configuration. config.example.toml documents every
@@ -173,10 +180,10 @@ type LogConfig struct {
 	Format string `koanf:"format"` // text or json
 }
 
-// Target types.
+// Target types, the values of targets.NAME.type.
 const (
-	targetJSONL   = "jsonl"
-	targetWebhook = "webhook"
+	TypeJSONL   = "jsonl"
+	TypeWebhook = "webhook"
 )
 
 // DefaultConfig runs a newcomer's first daemon: everything local, call logs
@@ -208,7 +215,7 @@ func DefaultConfig() Config {
 			FlushSchedule:      "@every 5m",
 		},
 		Targets: map[string]TargetConfig{
-			"jsonl": defaultTarget(TargetConfig{Type: targetJSONL, Path: "activities.jsonl"}),
+			"jsonl": defaultTarget(TargetConfig{Type: TypeJSONL, Path: "activities.jsonl"}),
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}
@@ -221,20 +228,20 @@ func defaultTarget(t TargetConfig) TargetConfig {
 	t.MaxAge = cmp.Or(t.MaxAge, 24*time.Hour)
 	t.BreakerFailures = cmp.Or(t.BreakerFailures, 5)
 	t.BreakerCooldown = cmp.Or(t.BreakerCooldown, 30*time.Second)
-	if t.Type == targetWebhook {
+	if t.Type == TypeWebhook {
 		t.Timeout = cmp.Or(t.Timeout, 15*time.Second)
 	}
 	return t
 }
 
-// envPrefix starts every environment variable that overrides the config:
+// EnvPrefix starts every environment variable that overrides the config:
 // CTIBRIDGE_SERVER__LISTEN sets server.listen.
-const envPrefix = "CTIBRIDGE_"
+const EnvPrefix = "CTIBRIDGE_"
 
-// LoadConfig reads path (none when empty) over DefaultConfig, then the
+// Load reads path (none when empty) over DefaultConfig, then the
 // CTIBRIDGE_* variables of environ over that, and validates the result.
 // Unknown keys are errors that name the key.
-func LoadConfig(path string, environ []string) (Config, error) {
+func Load(path string, environ []string) (Config, error) {
 	k := koanf.New(".")
 	if path != "" {
 		if err := k.Load(file.Provider(path), toml.Parser()); err != nil {
@@ -242,9 +249,9 @@ func LoadConfig(path string, environ []string) (Config, error) {
 		}
 	}
 	err := k.Load(env.Provider(".", env.Opt{
-		Prefix: envPrefix,
+		Prefix: EnvPrefix,
 		TransformFunc: func(key, value string) (string, any) {
-			key = strings.ToLower(strings.TrimPrefix(key, envPrefix))
+			key = strings.ToLower(strings.TrimPrefix(key, EnvPrefix))
 			return strings.ReplaceAll(key, "__", "."), value
 		},
 		EnvironFunc: func() []string { return environ },
@@ -270,7 +277,7 @@ func LoadConfig(path string, environ []string) (Config, error) {
 		if path != "" {
 			where += " " + path
 		}
-		return Config{}, fmt.Errorf("%s (or %s* environment variables): %w", where, envPrefix, err)
+		return Config{}, fmt.Errorf("%s (or %s* environment variables): %w", where, EnvPrefix, err)
 	}
 	for name, t := range c.Targets {
 		c.Targets[name] = defaultTarget(t)
@@ -324,7 +331,7 @@ func (c *Config) Validate() error {
 		if spec == "" && key == "store.redrive_schedule" {
 			continue
 		}
-		if err := checkSchedule(spec); err != nil {
+		if err := jobs.CheckSchedule(spec); err != nil {
 			bad(key, "%v", err)
 		}
 	}
@@ -337,11 +344,11 @@ func (c *Config) Validate() error {
 	if len(c.Targets) == 0 {
 		bad("targets", "at least one target is required")
 	}
-	for _, name := range c.targetNames() {
+	for _, name := range c.TargetNames() {
 		t := c.Targets[name]
 		key := "targets." + name
 		switch t.Type {
-		case targetJSONL:
+		case TypeJSONL:
 			if t.Path == "" {
 				bad(key+".path", "required for a jsonl target")
 			}
@@ -351,7 +358,7 @@ func (c *Config) Validate() error {
 				bad(key, "url, secret, headers, timeout, token_url, client_* , scopes and conflict_means_delivered "+
 					"apply to webhook targets, not jsonl")
 			}
-		case targetWebhook:
+		case TypeWebhook:
 			if t.URL == "" {
 				bad(key+".url", "required for a webhook target")
 			}
@@ -374,7 +381,7 @@ func (c *Config) Validate() error {
 			bad(key, "concurrency, max_attempts, max_age, rate_limit and breaker_* must not be negative")
 		}
 	}
-	for name, a := range c.sourceAuths() {
+	for name, a := range c.SourceAuths() {
 		for _, o := range a.AllowedOrigins {
 			if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 				(u.Path != "" && u.Path != "/") || u.RawQuery != "" {
@@ -404,8 +411,8 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// sourceAuths returns each source's auth settings, by platform name.
-func (c *Config) sourceAuths() map[string]*SourceAuth {
+// SourceAuths returns each source's auth settings, by platform name.
+func (c *Config) SourceAuths() map[string]*SourceAuth {
 	return map[string]*SourceAuth{
 		"brightpattern": &c.Sources.BrightPattern.SourceAuth,
 		"genesys":       &c.Sources.Genesys.SourceAuth,
@@ -413,7 +420,8 @@ func (c *Config) sourceAuths() map[string]*SourceAuth {
 	}
 }
 
-func (c *Config) targetNames() []string {
+// TargetNames returns the configured targets' names, sorted.
+func (c *Config) TargetNames() []string {
 	names := make([]string, 0, len(c.Targets))
 	for n := range c.Targets {
 		names = append(names, n)
@@ -459,7 +467,7 @@ func (c *Config) resolveSecrets(environ []string) error {
 		})
 	}
 	c.Admin.Token = expand("admin.token", c.Admin.Token)
-	for name, a := range c.sourceAuths() {
+	for name, a := range c.SourceAuths() {
 		key := "sources." + name
 		if a.TokenFile != "" {
 			if a.Token != "" {
@@ -484,7 +492,7 @@ func (c *Config) resolveSecrets(environ []string) error {
 		g.Password = strings.TrimSpace(string(b))
 	}
 	c.Sources.Genesys.GWS.Password = expand("sources.genesys.gws.password", c.Sources.Genesys.GWS.Password)
-	for _, name := range c.targetNames() {
+	for _, name := range c.TargetNames() {
 		t := c.Targets[name]
 		key := "targets." + name
 		if t.SecretFile != "" {
@@ -521,19 +529,35 @@ func (c *Config) resolveSecrets(environ []string) error {
 	return errors.Join(errs...)
 }
 
-// cronParser accepts 5- or 6-field specs and descriptors such as @every 1h.
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// checkSchedule parses a cron spec. robfig/cron panics on some malformed
-// specs (such as "TZ=UTC" alone), so the panic becomes an error here.
-func checkSchedule(spec string) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("invalid schedule %q", spec)
-		}
-	}()
-	if _, err := cronParser.Parse(spec); err != nil {
-		return fmt.Errorf("invalid schedule %q: %v", spec, err)
+// FlushAfter is how long each platform's snapshots wait for their
+// completing event before the flush job logs them, by platform; a platform
+// that is absent, or 0, is never flushed.
+func (c *Config) FlushAfter() map[string]time.Duration {
+	return map[string]time.Duration{
+		"genesys": c.Sources.Genesys.FlushAfter,
+		"five9":   c.Sources.Five9.FlushAfter,
 	}
-	return nil
+}
+
+//go:embed defaults/mapping.toml
+var defaultMapping []byte
+
+// MappingStore returns a store for the mapping directory, or for the
+// embedded default mapping when none is configured.
+func (c *Config) MappingStore() *mapping.Store {
+	s := &mapping.Store{Dir: c.Mapping.Dir, Options: mapping.Options{
+		Targets: c.TargetNames(), DefaultRegion: c.Mapping.DefaultRegion}}
+	if s.Dir == "" {
+		s.Fixed = []mapping.File{{Name: "(embedded default mapping)", Data: defaultMapping}}
+	}
+	return s
+}
+
+// LoadMappings loads the mappings once, for commands that do not serve.
+func (c *Config) LoadMappings() (*mapping.Set, error) {
+	s := c.MappingStore()
+	if _, err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s.Current(), nil
 }

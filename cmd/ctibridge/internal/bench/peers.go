@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -144,7 +144,7 @@ var benchAddrLine = regexp.MustCompile(`msg="ctibridge serving" addr=(\S+)`)
 // startDaemon runs `ctibridge serve --config path` and waits until it
 // listens.
 func (b *bench) startDaemon(ctx context.Context, path string) (*benchDaemon, error) {
-	cmd, err := benchDaemonCommand(b.environ, "serve", "--config", path)
+	cmd, err := b.opts.Daemon(b.environ, "serve", "--config", path)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}

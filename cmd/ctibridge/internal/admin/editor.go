@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"crypto/rand"
@@ -24,6 +24,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/httpjson"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
@@ -45,6 +47,10 @@ import (
 // CSRF token in X-CSRF-Token and the page's own Origin. Requests with the
 // bearer token need neither: no browser adds that header by itself.
 
+// CSRFHeader carries an editor session's CSRF token with every
+// state-changing request.
+const CSRFHeader = "X-CSRF-Token"
+
 //go:embed editor
 var editorAssets embed.FS
 
@@ -54,7 +60,6 @@ const (
 	editorSessionTTL  = 8 * time.Hour
 	editorMaxSessions = 64      // the oldest goes when a login would exceed it
 	editorMaxBody     = 2 << 20 // a mapping file or a sample event
-	csrfHeader        = "X-CSRF-Token"
 )
 
 // editorSessions are the editor's browser sessions. The zero value is not
@@ -123,8 +128,8 @@ func (s *editorSessions) check(r *http.Request) (bool, error) {
 	if r.Header.Get("Origin") == "" {
 		return false, errors.New("refused: a browser request that changes something must carry its Origin")
 	}
-	if subtle.ConstantTimeCompare([]byte(r.Header.Get(csrfHeader)), []byte(sess.csrf)) != 1 {
-		return false, errors.New("refused: missing or wrong CSRF token (" + csrfHeader + "); reload the editor page")
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get(CSRFHeader)), []byte(sess.csrf)) != 1 {
+		return false, errors.New("refused: missing or wrong CSRF token (" + CSRFHeader + "); reload the editor page")
 	}
 	return true, nil
 }
@@ -281,7 +286,7 @@ func (s *editorSessions) handleLogout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: "", Path: "/admin", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	s.logger.Info("editor logout", "remote_addr", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]bool{"loggedOut": true})
+	httpjson.Write(w, http.StatusOK, map[string]bool{"loggedOut": true})
 }
 
 // editorFile is a mapping file as the editor shows it.
@@ -295,18 +300,20 @@ type editorFile struct {
 	ReadOnly string `json:"readOnly,omitempty"`
 }
 
-func contentSum(b []byte) string {
+// ContentSum identifies a mapping file's content: the editor sends it back
+// as the base of a save, which is refused when the file changed meanwhile.
+func ContentSum(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
 
 // handleMappings lists the mapping files with their contents, the store's
 // status, and whether the files can be edited here.
-func (m *Main) handleMappings(w http.ResponseWriter, r *http.Request) {
-	s := m.mappings
-	files, err := s.Files()
-	if err != nil && (s.Dir == "" || !strings.Contains(err.Error(), "no mapping files")) {
-		m.adminError(w, r, err)
+func (s *Server) handleMappings(w http.ResponseWriter, r *http.Request) {
+	ms := s.Mappings
+	files, err := ms.Files()
+	if err != nil && (ms.Dir == "" || !strings.Contains(err.Error(), "no mapping files")) {
+		s.adminError(w, r, err)
 		return
 	}
 	res := struct {
@@ -316,13 +323,13 @@ func (m *Main) handleMappings(w http.ResponseWriter, r *http.Request) {
 		Files     []editorFile   `json:"files"`
 		Status    mapping.Status `json:"status"`
 		Platforms []string       `json:"platforms"`
-	}{Editable: s.Dir != "", Dir: s.Dir, Files: []editorFile{}, Status: s.Status()}
+	}{Editable: ms.Dir != "", Dir: ms.Dir, Files: []editorFile{}, Status: ms.Status()}
 	if !res.Editable {
 		res.Message = "These are the mappings built into ctibridge; they cannot be edited here. " +
 			"To edit mappings, copy them into a directory of *.toml files and set mapping.dir to it in the config."
 	}
 	for _, f := range files {
-		ef := editorFile{Name: filepath.Base(f.Name), Content: string(f.Data), Sum: contentSum(f.Data)}
+		ef := editorFile{Name: filepath.Base(f.Name), Content: string(f.Data), Sum: ContentSum(f.Data)}
 		switch {
 		case !res.Editable:
 			ef.ReadOnly = "built in"
@@ -331,12 +338,12 @@ func (m *Main) handleMappings(w http.ResponseWriter, r *http.Request) {
 		}
 		res.Files = append(res.Files, ef)
 	}
-	for name := range m.decoders {
+	for name := range s.Decoders {
 		res.Platforms = append(res.Platforms, name)
 	}
 	sort.Strings(res.Platforms)
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, res)
+	httpjson.Write(w, http.StatusOK, res)
 }
 
 // editorEdit is the body of the editor's check, preview and save requests.
@@ -359,23 +366,23 @@ var mappingFileName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*\.toml$`)
 
 // decodeEdit reads an editorEdit and checks its file name; it answers the
 // request itself when it returns false.
-func (m *Main) decodeEdit(w http.ResponseWriter, r *http.Request, needName bool) (editorEdit, bool) {
+func (s *Server) decodeEdit(w http.ResponseWriter, r *http.Request, needName bool) (editorEdit, bool) {
 	var e editorEdit
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, editorMaxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("malformed JSON: %v", err))
+		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("malformed JSON: %v", err))
 		return e, false
 	}
 	if name := r.PathValue("name"); name != "" {
 		e.Name = name
 	}
 	switch {
-	case m.mappings.Dir == "" && needName:
-		writeError(w, http.StatusConflict, "the built-in mappings cannot be edited; set mapping.dir in the config to a directory of mapping files")
+	case s.Mappings.Dir == "" && needName:
+		httpjson.Error(w, http.StatusConflict, "the built-in mappings cannot be edited; set mapping.dir in the config to a directory of mapping files")
 		return e, false
-	case m.mappings.Dir != "" && !mappingFileName.MatchString(e.Name):
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("name %q: a mapping file's name is letters, digits, '.', '_' and '-', ending in .toml", e.Name))
+	case s.Mappings.Dir != "" && !mappingFileName.MatchString(e.Name):
+		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("name %q: a mapping file's name is letters, digits, '.', '_' and '-', ending in .toml", e.Name))
 		return e, false
 	}
 	return e, true
@@ -383,9 +390,9 @@ func (m *Main) decodeEdit(w http.ResponseWriter, r *http.Request, needName bool)
 
 // checkEdit loads the mappings as they would be with e saved. It returns the
 // problems, if the edit has any, with each file's base name.
-func (m *Main) checkEdit(e editorEdit) (*mapping.Set, mapping.Problems, error) {
-	set, err := m.mappings.Check(e.Name, []byte(e.Content))
-	if ps, ok := m.problems(err); ok {
+func (s *Server) checkEdit(e editorEdit) (*mapping.Set, mapping.Problems, error) {
+	set, err := s.Mappings.Check(e.Name, []byte(e.Content))
+	if ps, ok := s.problems(err); ok {
 		return nil, ps, nil
 	}
 	return set, nil, err
@@ -393,14 +400,14 @@ func (m *Main) checkEdit(e editorEdit) (*mapping.Set, mapping.Problems, error) {
 
 // problems returns the problems err lists, if it does, with each file's
 // base name.
-func (m *Main) problems(err error) (mapping.Problems, bool) {
+func (s *Server) problems(err error) (mapping.Problems, bool) {
 	var ps mapping.Problems
 	if !errors.As(err, &ps) {
 		return nil, false
 	}
 	out := make(mapping.Problems, len(ps))
 	for i, p := range ps {
-		p.File = m.baseName(p.File)
+		p.File = s.baseName(p.File)
 		out[i] = p
 	}
 	return out, true
@@ -408,8 +415,8 @@ func (m *Main) problems(err error) (mapping.Problems, bool) {
 
 // baseName is a mapping file's name as the editor shows it: without the
 // directory.
-func (m *Main) baseName(name string) string {
-	if m.mappings.Dir != "" && filepath.Dir(name) == filepath.Clean(m.mappings.Dir) {
+func (s *Server) baseName(name string) string {
+	if s.Mappings.Dir != "" && filepath.Dir(name) == filepath.Clean(s.Mappings.Dir) {
 		return filepath.Base(name)
 	}
 	return name
@@ -417,21 +424,21 @@ func (m *Main) baseName(name string) string {
 
 // handleMappingCheck checks an edit without saving it: what the editor
 // shows as the admin types.
-func (m *Main) handleMappingCheck(w http.ResponseWriter, r *http.Request) {
-	e, ok := m.decodeEdit(w, r, true)
+func (s *Server) handleMappingCheck(w http.ResponseWriter, r *http.Request) {
+	e, ok := s.decodeEdit(w, r, true)
 	if !ok {
 		return
 	}
-	set, ps, err := m.checkEdit(e)
+	set, ps, err := s.checkEdit(e)
 	if err != nil {
-		m.adminError(w, r, err)
+		s.adminError(w, r, err)
 		return
 	}
 	if ps != nil {
-		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "problems": ps})
+		httpjson.Write(w, http.StatusOK, map[string]any{"ok": false, "problems": ps})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "problems": mapping.Problems{}, "rules": set.Rules()})
+	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "problems": mapping.Problems{}, "rules": set.Rules()})
 }
 
 // conflictError refuses a save whose base is not the file on disk.
@@ -442,8 +449,8 @@ func (e conflictError) Error() string { return string(e) }
 // handleMappingSave saves one file, if the whole mapping loads without
 // problems with it, and makes it current: 422 with the problems otherwise,
 // the file and the mappings in use unchanged.
-func (m *Main) handleMappingSave(w http.ResponseWriter, r *http.Request) {
-	e, ok := m.decodeEdit(w, r, true)
+func (s *Server) handleMappingSave(w http.ResponseWriter, r *http.Request) {
+	e, ok := s.decodeEdit(w, r, true)
 	if !ok {
 		return
 	}
@@ -457,50 +464,52 @@ func (m *Main) handleMappingSave(w http.ResponseWriter, r *http.Request) {
 				return conflictError(e.Name + " was deleted since you opened it; copy your edit, then reload the page")
 			case exists && *e.Base == "":
 				return conflictError(e.Name + " already exists; pick another name")
-			case exists && *e.Base != contentSum(old):
+			case exists && *e.Base != ContentSum(old):
 				return conflictError(e.Name + " was changed on disk since you opened it; copy your edit, then reload the page")
 			}
 			return nil
 		}
 	}
-	err := m.mappings.Save(e.Name, []byte(e.Content), check)
+	err := s.Mappings.Save(e.Name, []byte(e.Content), check)
 	var ce conflictError
 	if errors.As(err, &ce) {
-		writeError(w, http.StatusConflict, string(ce))
+		httpjson.Error(w, http.StatusConflict, string(ce))
 		return
 	}
-	if ps, ok := m.problems(err); ok {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"ok": false, "problems": ps,
+	if ps, ok := s.problems(err); ok {
+		httpjson.Write(w, http.StatusUnprocessableEntity, map[string]any{"ok": false, "problems": ps,
 			"error": fmt.Sprintf("not saved: %d problems; %s is unchanged", len(ps), e.Name)})
 		return
 	}
 	if err != nil {
-		m.adminError(w, r, err)
+		s.adminError(w, r, err)
 		return
 	}
-	st := m.mappings.Status()
-	m.metrics.reloads.WithLabelValues("ok").Inc()
-	m.Logger.Info("mapping file saved through the editor; mappings reloaded", "file", e.Name, "files", st.Files, "rules", st.Rules)
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "status": st, "sum": contentSum([]byte(e.Content))})
+	st := s.Mappings.Status()
+	if s.OnReload != nil {
+		s.OnReload("ok")
+	}
+	s.Logger.Info("mapping file saved through the editor; mappings reloaded", "file", e.Name, "files", st.Files, "rules", st.Rules)
+	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "status": st, "sum": ContentSum([]byte(e.Content))})
 }
 
 // handleMappingPreview says what each rule of the edited, unsaved
 // mappings makes of a pasted event or of a stored event's interaction.
 // With the built-in mappings, it previews those.
-func (m *Main) handleMappingPreview(w http.ResponseWriter, r *http.Request) {
-	e, ok := m.decodeEdit(w, r, false)
+func (s *Server) handleMappingPreview(w http.ResponseWriter, r *http.Request) {
+	e, ok := s.decodeEdit(w, r, false)
 	if !ok {
 		return
 	}
-	set := m.mappings.Current()
-	if m.mappings.Dir != "" {
+	set := s.Mappings.Current()
+	if s.Mappings.Dir != "" {
 		var ps mapping.Problems
 		var err error
-		if set, ps, err = m.checkEdit(e); err != nil {
-			m.adminError(w, r, err)
+		if set, ps, err = s.checkEdit(e); err != nil {
+			s.adminError(w, r, err)
 			return
 		} else if ps != nil {
-			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"ok": false, "problems": ps,
+			httpjson.Write(w, http.StatusUnprocessableEntity, map[string]any{"ok": false, "problems": ps,
 				"error": "the mapping has problems; fix them to preview it"})
 			return
 		}
@@ -509,37 +518,37 @@ func (m *Main) handleMappingPreview(w http.ResponseWriter, r *http.Request) {
 	platform := ""
 	switch {
 	case e.EventID > 0:
-		evs, err := m.DB.Events(r.Context(), outbox.EventFilter{WithInteraction: true, BeforeID: e.EventID + 1, Limit: 1})
+		evs, err := s.DB.Events(r.Context(), outbox.EventFilter{WithInteraction: true, BeforeID: e.EventID + 1, Limit: 1})
 		if err != nil {
-			m.adminError(w, r, err)
+			s.adminError(w, r, err)
 			return
 		}
 		if len(evs) == 0 || evs[0].ID != e.EventID {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("event %d: not found, or it completed no interaction", e.EventID))
+			httpjson.Error(w, http.StatusNotFound, fmt.Sprintf("event %d: not found, or it completed no interaction", e.EventID))
 			return
 		}
 		in, platform = &connector.Interaction{}, evs[0].Platform
 		if err := json.Unmarshal(evs[0].Interaction, in); err != nil {
-			m.adminError(w, r, fmt.Errorf("event %d: stored interaction: %w", e.EventID, err))
+			s.adminError(w, r, fmt.Errorf("event %d: stored interaction: %w", e.EventID, err))
 			return
 		}
 	case strings.TrimSpace(e.Event) != "":
 		var err error
-		if in, platform, err = previewInteraction(m.decoders, e.Platform, []byte(e.Event)); err != nil {
-			writeError(w, http.StatusUnprocessableEntity, err.Error())
+		if in, platform, err = ingest.Preview(s.Decoders, e.Platform, []byte(e.Event)); err != nil {
+			httpjson.Error(w, http.StatusUnprocessableEntity, err.Error())
 			return
 		}
 	default:
-		writeError(w, http.StatusBadRequest, "want an event to preview against: event (its JSON) or eventId")
+		httpjson.Error(w, http.StatusBadRequest, "want an event to preview against: event (its JSON) or eventId")
 		return
 	}
 	results := set.Explain(in)
 	for i := range results {
-		results[i].File = m.baseName(results[i].File)
+		results[i].File = s.baseName(results[i].File)
 	}
 	shown := *in
 	shown.Raw = nil
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "platform": platform, "interaction": shown, "results": results})
+	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "platform": platform, "interaction": shown, "results": results})
 }
 
 // recentEvent is a stored event as the editor's picker lists it.
@@ -556,19 +565,19 @@ type recentEvent struct {
 
 // handleRecentEvents lists the newest events that completed an
 // interaction, to preview an edit against: ?limit= (default 20).
-func (m *Main) handleRecentEvents(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleRecentEvents(w http.ResponseWriter, r *http.Request) {
 	limit := 20
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 || n > 500 {
-			writeError(w, http.StatusBadRequest, "limit: want a number from 1 to 500")
+			httpjson.Error(w, http.StatusBadRequest, "limit: want a number from 1 to 500")
 			return
 		}
 		limit = n
 	}
-	evs, err := m.DB.Events(r.Context(), outbox.EventFilter{WithInteraction: true, Limit: limit})
+	evs, err := s.DB.Events(r.Context(), outbox.EventFilter{WithInteraction: true, Limit: limit})
 	if err != nil {
-		m.adminError(w, r, err)
+		s.adminError(w, r, err)
 		return
 	}
 	out := make([]recentEvent, 0, len(evs))
@@ -578,5 +587,5 @@ func (m *Main) handleRecentEvents(w http.ResponseWriter, r *http.Request) {
 		out = append(out, recentEvent{ID: ev.ID, Platform: ev.Platform, Type: ev.Type, ReceivedAt: ev.ReceivedAt,
 			State: string(ev.State), InteractionID: in.ID, Channel: in.Channel, Direction: in.Direction})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+	httpjson.Write(w, http.StatusOK, map[string]any{"events": out})
 }

@@ -1,4 +1,8 @@
-package main
+// Package metrics is the daemon's Prometheus metrics: events by outcome,
+// delivery attempts and their latency, mapping reloads, and, read at each
+// scrape, the outbox's counts, the targets' breakers and the GWS
+// subscription.
+package metrics
 
 import (
 	"context"
@@ -9,12 +13,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ctibridge/ctibridge/connector/genesys/cometd"
+	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
 )
 
-// metrics are the daemon's Prometheus metrics, on a registry of its own so
+// Sources are what the metrics read at each scrape.
+type Sources struct {
+	DB *outbox.DB
+	// Targets returns each target's health (outbox.Dispatcher.Status).
+	Targets func() map[string]outbox.TargetStatus
+	// Mappings returns the mapping store's status.
+	Mappings func() mapping.Status
+	// GWS returns the GWS subscription's health, nil when there is none.
+	GWS func() *cometd.Status
+}
+
+// Metrics are the daemon's Prometheus metrics, on a registry of its own so
 // that tests running several daemons never share them.
-type metrics struct {
+type Metrics struct {
 	reg      *prometheus.Registry
 	events   *prometheus.CounterVec
 	attempts *prometheus.CounterVec
@@ -22,20 +39,9 @@ type metrics struct {
 	reloads  *prometheus.CounterVec
 }
 
-// Event outcomes, as counted by ctibridge_events_total.
-const (
-	outcomeAccepted      = "accepted"
-	outcomeDuplicate     = "duplicate"
-	outcomeMappingFailed = "mapping_failed"
-	outcomeBadPayload    = "bad_payload"
-	outcomeUnknownEvent  = "unknown_event"
-	outcomeStorageError  = "storage_error"
-	outcomeRefused       = "refused" // bad token, origin or size
-	outcomeBusy          = "busy"    // server.max_in_flight reached
-)
-
-func newMetrics(m *Main) *metrics {
-	x := &metrics{
+// New returns the metrics, reading src at each scrape.
+func New(src Sources) *Metrics {
+	x := &Metrics{
 		reg: prometheus.NewRegistry(),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ctibridge_events_total",
@@ -61,29 +67,41 @@ func newMetrics(m *Main) *metrics {
 			Name: "ctibridge_mapping_last_reload_failed",
 			Help: "1 when the last mapping reload failed and older mappings are in use.",
 		}, func() float64 {
-			if m.mappings.Status().LastError != "" {
+			if src.Mappings().LastError != "" {
 				return 1
 			}
 			return 0
 		}),
-		&outboxCollector{m: m},
+		&outboxCollector{src: src},
 	)
 	return x
 }
 
-// attempt records a delivery attempt.
-func (x *metrics) attempt(target string, a outbox.Attempt) {
+// Event counts an event of platform that ended with outcome (an
+// ingest.Outcome, or the HTTP surface's own refusals).
+func (x *Metrics) Event(platform, outcome string) {
+	x.events.WithLabelValues(platform, outcome).Inc()
+}
+
+// Reload counts a mapping reload: result is "ok" or "failed".
+func (x *Metrics) Reload(result string) {
+	x.reloads.WithLabelValues(result).Inc()
+}
+
+// Attempt records a delivery attempt.
+func (x *Metrics) Attempt(target string, a outbox.Attempt) {
 	x.attempts.WithLabelValues(target, string(a.Outcome)).Inc()
 	x.latency.WithLabelValues(target).Observe(a.Latency.Seconds())
 }
 
-func (x *metrics) handler() http.Handler {
+// Handler serves the metrics to Prometheus.
+func (x *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(x.reg, promhttp.HandlerOpts{Registry: x.reg})
 }
 
 // outboxCollector reads the outbox's counts and the targets' breakers at
 // each scrape, so they are never stale.
-type outboxCollector struct{ m *Main }
+type outboxCollector struct{ src Sources }
 
 var (
 	deliveriesDesc = prometheus.NewDesc("ctibridge_outbox_deliveries",
@@ -107,7 +125,7 @@ func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if st, err := c.m.DB.Stats(ctx, time.Now()); err == nil {
+	if st, err := c.src.DB.Stats(ctx, time.Now()); err == nil {
 		for _, t := range st.Targets {
 			for state, n := range map[outbox.State]int{outbox.StatePending: t.Pending, outbox.StateRunning: t.Running,
 				outbox.StateRetrying: t.Retrying, outbox.StateDelivered: t.Delivered, outbox.StateDead: t.Dead} {
@@ -117,14 +135,14 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(failedEventsDesc, prometheus.GaugeValue, float64(st.MappingFailed))
 	}
-	for name, s := range c.m.Dispatcher.Status() {
+	for name, s := range c.src.Targets() {
 		paused := 0.0
 		if s.Breaker != outbox.BreakerClosed {
 			paused = 1
 		}
 		ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, paused, name)
 	}
-	if st := c.m.gwsStatus(); st != nil {
+	if st := c.src.GWS(); st != nil {
 		connected := 0.0
 		if st.Connected {
 			connected = 1
