@@ -36,17 +36,27 @@ func mappingFlags(fs *flag.FlagSet) (configPath *string) {
 	return fs.String("config", "", "TOML config `file` whose targets the rules may name (default: embedded defaults)")
 }
 
+// mappingConfig loads the config for a mapping verb, which needs the
+// targets' names, not their secrets: a secret that cannot be resolved here
+// is a note on stderr, not an error.
+func mappingConfig(configPath string, environ []string, stderr io.Writer) (config.Config, error) {
+	cfg, unresolved, err := config.LoadWithoutSecrets(configPath, environ)
+	if err != nil {
+		return cfg, err
+	}
+	if unresolved != nil {
+		fmt.Fprintf(stderr, "note: secrets not resolved here (the daemon needs them, checking mappings does not):\n%v\n", unresolved)
+	}
+	return cfg, nil
+}
+
 // mappingStore returns a store for dir, or for the config's mappings when
 // dir is empty.
-func mappingStore(configPath, dir string, environ []string) (*mapping.Store, error) {
-	cfg, err := config.Load(configPath, environ)
-	if err != nil {
-		return nil, err
-	}
+func mappingStore(cfg config.Config, dir string) *mapping.Store {
 	if dir != "" {
 		cfg.Mapping.Dir = dir
 	}
-	return cfg.MappingStore(), nil
+	return cfg.MappingStore()
 }
 
 // mappingCheck loads a mapping directory and lists every problem.
@@ -64,10 +74,11 @@ func mappingCheck(args []string, stdout, stderr io.Writer, environ []string) err
 	if len(pos) == 1 {
 		dir = pos[0]
 	}
-	s, err := mappingStore(*configPath, dir, environ)
+	cfg, err := mappingConfig(*configPath, environ, stderr)
 	if err != nil {
 		return err
 	}
+	s := mappingStore(cfg, dir)
 	if _, err := s.Reload(); err != nil {
 		var ps mapping.Problems
 		if errors.As(err, &ps) {
@@ -100,14 +111,14 @@ func mappingPreview(args []string, stdout, stderr io.Writer, environ []string) e
 	if err != nil {
 		return err
 	}
-	s, err := mappingStore(*configPath, *dir, environ)
+	cfg, err := mappingConfig(*configPath, environ, stderr)
 	if err != nil {
 		return err
 	}
+	s := mappingStore(cfg, *dir)
 	if _, err := s.Reload(); err != nil {
 		return fmt.Errorf("the mappings have problems; run `ctibridge mapping check`:\n%w", err)
 	}
-	cfg, _ := config.Load(*configPath, environ)
 	in, used, err := ingest.Preview(newDecoders(cfg), *platform, body)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -25,6 +26,21 @@ func TestMappingCheck(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestMappingCheck_WithoutSecrets: checking mappings needs the targets'
+// names, not their secrets, so a machine without CRM_SECRET can check
+// them; the unresolved secret is a note.
+func TestMappingCheck_WithoutSecrets(t *testing.T) {
+	path := writeConfig(t, t.TempDir(), "http://127.0.0.1:1")
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"mapping", "check", "--config", path}, &stdout, &stderr, nil)
+	if code != 0 || !strings.Contains(stdout.String(), "ok: 1 rules") {
+		t.Fatalf("check without the secret's variable = %d\n%s%s", code, &stdout, &stderr)
+	}
+	if !strings.Contains(stderr.String(), "CRM_SECRET is not set") {
+		t.Errorf("stderr = %q, want a note naming the unresolved secret", &stderr)
 	}
 }
 

@@ -215,18 +215,27 @@ func DefaultConfig() Config {
 			FlushSchedule:      "@every 5m",
 		},
 		Targets: map[string]TargetConfig{
-			"jsonl": defaultTarget(TargetConfig{Type: TypeJSONL, Path: "activities.jsonl"}),
+			"jsonl": defaultTarget(TargetConfig{Type: TypeJSONL, Path: "activities.jsonl"}, func(string) bool { return false }),
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 
-// defaultTarget fills in the defaults every target type shares.
-func defaultTarget(t TargetConfig) TargetConfig {
+// defaultTarget fills in the defaults every target type shares. set
+// reports whether the admin set a key; max_attempts, max_age and
+// breaker_failures set to 0 mean "no limit" and "no breaker", so only an
+// absent key takes the default.
+func defaultTarget(t TargetConfig, set func(key string) bool) TargetConfig {
 	t.Concurrency = cmp.Or(t.Concurrency, 4)
-	t.MaxAttempts = cmp.Or(t.MaxAttempts, 20)
-	t.MaxAge = cmp.Or(t.MaxAge, 24*time.Hour)
-	t.BreakerFailures = cmp.Or(t.BreakerFailures, 5)
+	if !set("max_attempts") {
+		t.MaxAttempts = 20
+	}
+	if !set("max_age") {
+		t.MaxAge = 24 * time.Hour
+	}
+	if !set("breaker_failures") {
+		t.BreakerFailures = 5
+	}
 	t.BreakerCooldown = cmp.Or(t.BreakerCooldown, 30*time.Second)
 	if t.Type == TypeWebhook {
 		t.Timeout = cmp.Or(t.Timeout, 15*time.Second)
@@ -242,13 +251,35 @@ const EnvPrefix = "CTIBRIDGE_"
 // CTIBRIDGE_* variables of environ over that, and validates the result.
 // Unknown keys are errors that name the key.
 func Load(path string, environ []string) (Config, error) {
+	c, unresolved, err := load(path, environ)
+	if err != nil {
+		return Config{}, err
+	}
+	if unresolved != nil {
+		return Config{}, unresolved
+	}
+	return c, nil
+}
+
+// LoadWithoutSecrets loads the configuration as Load does, except that a
+// secret that cannot be resolved (an unset ${ENV}, an unreadable *_file) is
+// not an error but listed in unresolved, its value left empty: commands that
+// need only the targets' names, such as mapping check, then work on a
+// machine without the daemon's secrets.
+func LoadWithoutSecrets(path string, environ []string) (c Config, unresolved, err error) {
+	return load(path, environ)
+}
+
+// load reads and validates the configuration; unresolved lists the secrets
+// it could not resolve.
+func load(path string, environ []string) (c Config, unresolved, err error) {
 	k := koanf.New(".")
 	if path != "" {
 		if err := k.Load(file.Provider(path), toml.Parser()); err != nil {
-			return Config{}, fmt.Errorf("config %s: %w", path, err)
+			return Config{}, nil, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	err := k.Load(env.Provider(".", env.Opt{
+	err = k.Load(env.Provider(".", env.Opt{
 		Prefix: EnvPrefix,
 		TransformFunc: func(key, value string) (string, any) {
 			key = strings.ToLower(strings.TrimPrefix(key, EnvPrefix))
@@ -257,10 +288,10 @@ func Load(path string, environ []string) (Config, error) {
 		EnvironFunc: func() []string { return environ },
 	}), nil)
 	if err != nil {
-		return Config{}, fmt.Errorf("config from environment: %w", err)
+		return Config{}, nil, fmt.Errorf("config from environment: %w", err)
 	}
 
-	c := DefaultConfig()
+	c = DefaultConfig()
 	if k.Exists("targets") {
 		c.Targets = nil // configured targets replace the default one
 	}
@@ -277,18 +308,16 @@ func Load(path string, environ []string) (Config, error) {
 		if path != "" {
 			where += " " + path
 		}
-		return Config{}, fmt.Errorf("%s (or %s* environment variables): %w", where, EnvPrefix, err)
+		return Config{}, nil, fmt.Errorf("%s (or %s* environment variables): %w", where, EnvPrefix, err)
 	}
 	for name, t := range c.Targets {
-		c.Targets[name] = defaultTarget(t)
+		c.Targets[name] = defaultTarget(t, func(key string) bool { return k.Exists("targets." + name + "." + key) })
 	}
-	if err := c.resolveSecrets(environ); err != nil {
-		return Config{}, err
-	}
+	unresolved = c.resolveSecrets(environ)
 	if err := c.Validate(); err != nil {
-		return Config{}, err
+		return Config{}, nil, err
 	}
-	return c, nil
+	return c, unresolved, nil
 }
 
 // Validate reports every problem with c at once.

@@ -112,3 +112,31 @@ func TestLoadConfig_Errors(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadConfig_ZeroMeansOff: max_attempts, max_age and breaker_failures
+// set to 0 turn the limit or the breaker off, as documented, while a
+// target that leaves them out gets the defaults.
+func TestLoadConfig_ZeroMeansOff(t *testing.T) {
+	path := writeFile(t, `
+[targets.off]
+type = "jsonl"
+path = "a.jsonl"
+max_attempts = 0
+max_age = "0s"
+breaker_failures = 0
+
+[targets.defaults]
+type = "jsonl"
+path = "b.jsonl"
+`)
+	c, err := Load(path, []string{"CTIBRIDGE_TARGETS__DEFAULTS__BREAKER_FAILURES=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off := c.Targets["off"]; off.MaxAttempts != 0 || off.MaxAge != 0 || off.BreakerFailures != 0 {
+		t.Errorf("off = %+v, want max_attempts, max_age and breaker_failures 0 as set", off)
+	}
+	if d := c.Targets["defaults"]; d.MaxAttempts != 20 || d.MaxAge != 24*time.Hour || d.BreakerFailures != 0 {
+		t.Errorf("defaults = %+v, want 20 attempts and 24h, and the breaker off from the environment", d)
+	}
+}
