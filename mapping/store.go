@@ -87,6 +87,9 @@ func (s *Store) Reload() (bool, error) {
 	defer s.mu.Unlock()
 	files, err := s.Files()
 	if err == nil && s.current.Load() != nil && fingerprint(files) == s.sum {
+		// The files are the ones in use again (a broken edit was
+		// reverted): the last failure no longer describes them.
+		s.status.LastError, s.status.LastErrorAt = "", time.Time{}
 		return false, nil
 	}
 	if err == nil {

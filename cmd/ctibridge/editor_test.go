@@ -404,6 +404,21 @@ func TestEditor_SaveOfABrokenFileChangesNothing(t *testing.T) {
 	}
 }
 
+// TestEditor_SaveWithALongNameIsRefused: a name longer than a file
+// system takes is a 400 that names the limit, not an I/O error's 500.
+func TestEditor_SaveWithALongNameIsRefused(t *testing.T) {
+	e := newEditorEnv(t)
+	name := strings.Repeat("a", 300) + ".toml"
+	status, body := e.do(t, editorReq{method: "PUT", path: "/admin/api/mappings/" + name, bearer: true,
+		body: map[string]string{"content": testMapping}})
+	if msg, _ := body["error"].(string); status != http.StatusBadRequest || !strings.Contains(msg, "at most 128 bytes") {
+		t.Fatalf("PUT %d-byte name = %d %v, want 400 naming the limit", len(name), status, body)
+	}
+	if names, _ := filepath.Glob(filepath.Join(e.dir, "*")); len(names) != 1 {
+		t.Errorf("files in the mapping directory = %v, want crm.toml only", names)
+	}
+}
+
 // TestEditor_SaveChangesWhatIsMapped: a save is written, reloaded, and the
 // next event is mapped with it.
 func TestEditor_SaveChangesWhatIsMapped(t *testing.T) {

@@ -362,6 +362,10 @@ type editorEdit struct {
 	EventID  int64  `json:"eventId,omitempty"`
 }
 
+// maxMappingFileName keeps a name well within every file system's limit
+// (255 bytes on most), so that a long name is refused, not an I/O error.
+const maxMappingFileName = 128
+
 var mappingFileName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*\.toml$`)
 
 // decodeEdit reads an editorEdit and checks its file name; it answers the
@@ -380,6 +384,9 @@ func (s *Server) decodeEdit(w http.ResponseWriter, r *http.Request, needName boo
 	switch {
 	case s.Mappings.Dir == "" && needName:
 		httpjson.Error(w, http.StatusConflict, "the built-in mappings cannot be edited; set mapping.dir in the config to a directory of mapping files")
+		return e, false
+	case s.Mappings.Dir != "" && len(e.Name) > maxMappingFileName:
+		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("name: a mapping file's name is at most %d bytes, this one has %d", maxMappingFileName, len(e.Name)))
 		return e, false
 	case s.Mappings.Dir != "" && !mappingFileName.MatchString(e.Name):
 		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("name %q: a mapping file's name is letters, digits, '.', '_' and '-', ending in .toml", e.Name))

@@ -8,7 +8,6 @@ import (
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/httpjson"
 	"github.com/ctibridge/ctibridge/connector/bridge"
 	"github.com/ctibridge/ctibridge/connector/genesys/cometd"
-	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
 )
 
@@ -44,11 +43,14 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.DB.Probe(ctx, s.Now()); err != nil {
 		res.Database, status = err.Error(), http.StatusServiceUnavailable
 	}
-	res.MappingStatus = s.Mappings.Status()
+	st := s.Mappings.Status()
+	res.MappingStatus = MappingStatus{Rules: st.Rules, LoadedAt: st.LoadedAt, LastErrorAt: st.LastErrorAt,
+		Reloads: st.Reloads, Failures: st.Failures}
 	if s.Mappings.Current() == nil {
 		res.Mappings, status = "no mapping set loaded", http.StatusServiceUnavailable
-	} else if res.MappingStatus.LastError != "" {
-		res.Mappings = "ok, but the last reload failed; the previous mappings are in use"
+	} else if st.LastError != "" {
+		res.Mappings = "ok, but the last reload failed; the previous mappings are in use " +
+			"(the admin API's /admin/api/mappings says why)"
 	}
 	httpjson.Write(w, status, res)
 }
@@ -57,11 +59,23 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 type Readiness struct {
 	Database      string                         `json:"database"`
 	Mappings      string                         `json:"mappings"`
-	MappingStatus mapping.Status                 `json:"mappingStatus"`
+	MappingStatus MappingStatus                  `json:"mappingStatus"`
 	Targets       map[string]outbox.TargetStatus `json:"targets"`
 	// GWS is the Genesys Web Services subscription's health, when one is
 	// configured. Its being down does not make the daemon unready: posted
 	// events are still accepted, and taking the daemon out of a load
 	// balancer would not bring GWS back. Alert on gws.connected instead.
 	GWS *cometd.Status `json:"gws,omitempty"`
+}
+
+// MappingStatus is what /readyz, which anyone who reaches the ingest port
+// may read, says of the mappings: counts and times, never the files' paths
+// or a failed reload's message, which quotes mapping text (and so may hold
+// customer data). The admin listener shows those.
+type MappingStatus struct {
+	Rules       int       `json:"rules"`
+	LoadedAt    time.Time `json:"loadedAt"`
+	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+	Reloads     int       `json:"reloads"`
+	Failures    int       `json:"failures"`
 }
