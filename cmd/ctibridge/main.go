@@ -44,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = runEvents(ctx, rest, stdout, environ)
 	case "mapping":
 		err = runMapping(ctx, rest, stdout, stderr, environ)
+	case "config":
+		err = runConfig(rest, stdout, environ)
 	case "bench":
 		err = runBench(ctx, rest, stdout, stderr, environ)
 	case "version":
@@ -83,6 +85,8 @@ Usage:
   ctibridge events ls [--failed] [--json]
                                     stored events; --failed: mapping failed
   ctibridge events remap --failed   map failed events again after a fix
+  ctibridge config check [FILE]     validate a config, resolving its secrets, starting nothing
+  ctibridge config show [FILE]      the effective config (file, defaults, environment), secrets redacted
   ctibridge version                 print the version
   ctibridge bench [flags]           benchmark a child daemon against a fake CRM
 

@@ -103,3 +103,21 @@ func TestRun_Commands(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCommands: check validates without starting anything and names
+// a bad key; show prints the effective config with secrets redacted.
+func TestConfigCommands(t *testing.T) {
+	path := writeConfig(t, t.TempDir(), "http://127.0.0.1:1")
+	if code, out, errOut := runCLI(t, "config", "check", path); code != 0 || !strings.Contains(out, "ok: 1 targets ([crm])") {
+		t.Fatalf("config check = %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "config", "show", "--config", path)
+	if code != 0 || !strings.Contains(out, `secret = '[redacted]'`) || strings.Contains(out, testSecret) {
+		t.Fatalf("config show = %d, want the secret redacted\n%s%s", code, out, errOut)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(bad, []byte("[server]\nlisen = \"x\"\n"), 0o600)
+	if code, _, errOut := runCLI(t, "config", "check", bad); code != 1 || !strings.Contains(errOut, "lisen") {
+		t.Errorf("config check of a bad file = %d %q, want 1 naming the key", code, errOut)
+	}
+}

@@ -140,3 +140,56 @@ path = "b.jsonl"
 		t.Errorf("defaults = %+v, want 20 attempts and 24h, and the breaker off from the environment", d)
 	}
 }
+
+// TestShow: the shown config reads back as the same config, and holds no
+// secret.
+func TestShow(t *testing.T) {
+	path := writeFile(t, `
+[admin]
+token = "admin-s3cret"
+[sources.genesys]
+token = "src-s3cret"
+[sources.genesys.gws]
+url = "https://gws.example/genesys/cometd"
+password = "gws-s3cret"
+[targets.crm]
+type = "webhook"
+url = "https://crm.example/hook"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+headers = { Authorization = "Bearer hdr-s3cret" }
+token_url = "https://crm.example/token"
+client_id = "id"
+client_secret = "client-s3cret"
+timeout = "3s"
+`)
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Show()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"admin-s3cret", "src-s3cret", "gws-s3cret", "MfKQ9r8", "hdr-s3cret", "client-s3cret"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("Show reveals %q:\n%s", secret, out)
+		}
+	}
+	back, err := Load(writeFile(t, string(out)), nil)
+	if err != nil {
+		t.Fatalf("the shown config does not load: %v\n%s", err, out)
+	}
+	again, err := back.Show()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again) != string(out) {
+		t.Errorf("the shown config reads back as\n%s\nwant\n%s", again, out)
+	}
+	if crm := back.Targets["crm"]; crm.Timeout != 3*time.Second || crm.MaxAttempts != 20 || crm.URL != "https://crm.example/hook" {
+		t.Errorf("crm read back = %+v, want its timeout, default attempts and URL", crm)
+	}
+	if c.Targets["crm"].Secret == redacted {
+		t.Error("Show changed the config it was called on")
+	}
+}

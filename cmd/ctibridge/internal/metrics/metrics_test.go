@@ -101,19 +101,20 @@ func TestMetrics_CountersHaveTheirLabels(t *testing.T) {
 
 	got := scrape(t, m.Handler())
 	want := map[string]float64{
-		`ctibridge_events_total{outcome="accepted",platform="five9"}`:           2,
-		`ctibridge_events_total{outcome="busy",platform="genesys"}`:             1,
-		`ctibridge_delivery_attempts_total{outcome="delivered",target="crm"}`:   1,
-		`ctibridge_delivery_attempts_total{outcome="retry",target="crm"}`:       1,
-		`ctibridge_delivery_attempts_total{outcome="dead",target="erp"}`:        1,
-		`ctibridge_delivery_attempt_seconds_count{target="crm"}`:                2,
-		`ctibridge_delivery_attempt_seconds_sum{target="crm"}`:                  2.03,
-		`ctibridge_delivery_attempt_seconds_bucket{le="0.03125",target="crm"}`:  0,
-		`ctibridge_delivery_attempt_seconds_bucket{le="0.078125",target="crm"}`: 1,
-		`ctibridge_delivery_attempt_seconds_bucket{le="+Inf",target="crm"}`:     2,
-		`ctibridge_mapping_reloads_total{result="ok"}`:                          1,
-		`ctibridge_mapping_reloads_total{result="failed"}`:                      2,
-		`ctibridge_mapping_last_reload_failed`:                                  0,
+		`ctibridge_events_total{outcome="accepted",platform="five9"}`:              2,
+		`ctibridge_events_total{outcome="busy",platform="genesys"}`:                1,
+		`ctibridge_delivery_attempts_total{outcome="delivered",target="crm"}`:      1,
+		`ctibridge_delivery_attempts_total{outcome="retry",target="crm"}`:          1,
+		`ctibridge_delivery_attempts_total{outcome="dead",target="erp"}`:           1,
+		`ctibridge_delivery_attempt_seconds_count{target="crm"}`:                   2,
+		`ctibridge_delivery_attempt_seconds_sum{target="crm"}`:                     2.03,
+		`ctibridge_delivery_attempt_seconds_bucket{target="crm",le="0.0125"}`:      0,
+		`ctibridge_delivery_attempt_seconds_bucket{target="crm",le="0.03125"}`:     1,
+		`ctibridge_delivery_attempt_seconds_bucket{target="crm",le="1.220703125"}`: 1,
+		`ctibridge_delivery_attempt_seconds_bucket{target="crm",le="+Inf"}`:        2,
+		`ctibridge_mapping_reloads_total{result="ok"}`:                             1,
+		`ctibridge_mapping_reloads_total{result="failed"}`:                         2,
+		`ctibridge_mapping_last_reload_failed`:                                     0,
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {
