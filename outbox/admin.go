@@ -93,12 +93,17 @@ func (db *DB) Show(ctx context.Context, id int64) (ShowResult, error) {
 		return ShowResult{}, fmt.Errorf("show delivery %d: %w", id, err)
 	}
 	defer tx.Rollback()
+	return show(ctx, tx, id)
+}
+
+// show reads delivery id with its attempts in tx.
+func show(ctx context.Context, tx *sql.Tx, id int64) (ShowResult, error) {
 	var res ShowResult
 	d := &res.Delivery
 	var eventID, finished, status, accepted sql.NullInt64
 	var created, next int64
 	var lastErr, recordID sql.NullString
-	err = tx.QueryRowContext(ctx, `
+	err := tx.QueryRowContext(ctx, `
 		SELECT d.id, d.event_id, d.target, d.idem_key, d.state, d.attempts, d.created_at,
 			d.next_attempt_at, d.finished_at, d.last_status, d.last_error, d.record_id, d.payload, e.received_at
 		FROM deliveries d LEFT JOIN events e ON e.id = d.event_id

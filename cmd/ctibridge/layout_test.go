@@ -40,7 +40,7 @@ func isStd(path string) bool { return !strings.Contains(strings.Split(path, "/")
 // and nothing below main reaches sideways into a peer of its own level.
 var internalImports = map[string][]string{
 	"access":   {"httpjson"},
-	"admin":    {"httpjson", "ingest"},
+	"admin":    {"httpjson", "ingest", "metrics"},
 	"bench":    {"config", "ingest"},
 	"config":   {"jobs"},
 	"dial":     {"access", "httpjson"},
@@ -48,7 +48,7 @@ var internalImports = map[string][]string{
 	"httpjson": nil,
 	"ingest":   nil,
 	"jobs":     nil,
-	"metrics":  nil,
+	"metrics":  {"ingest"},
 	"server":   {"access", "dial", "httpjson", "ingest", "metrics"},
 }
 

@@ -202,7 +202,11 @@ func (m *Main) Open() error {
 		Mappings:  m.Mappings,
 		Decoders:  m.Pipeline.Decoders,
 		OnReload:  m.Metrics.Reload,
+		Breakers:  m.targetStatus,
+		Activity:  m.Metrics.Activity,
 		Logger:    m.Logger,
+
+		DefaultRegion: cfg.Mapping.DefaultRegion,
 	}
 	return m.Admin.Open(cfg.Admin.Listen)
 }

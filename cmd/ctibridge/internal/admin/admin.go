@@ -24,6 +24,7 @@ import (
 
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/httpjson"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/metrics"
 	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
 )
@@ -49,6 +50,13 @@ type Server struct {
 	// OnReload, when set, is told "ok" after the editor saved a file and
 	// the mappings were reloaded.
 	OnReload func(result string)
+	// Breakers returns each target's breaker (outbox.Dispatcher.Status) and
+	// Activity the last hour's events and attempts, for the dashboard.
+	Breakers func() map[string]outbox.TargetStatus
+	Activity func(now time.Time) metrics.Activity
+	// DefaultRegion reads a phone number typed in the dashboard's search
+	// without a country code (mapping.default_region).
+	DefaultRegion string
 	Logger   *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -174,6 +182,9 @@ func (s *Server) handler(token string, addr net.Addr) http.Handler {
 	mux.HandleFunc("POST /admin/api/mappings/preview", s.handleMappingPreview)
 	mux.HandleFunc("PUT /admin/api/mappings/{name}", s.handleMappingSave)
 	mux.HandleFunc("GET /admin/api/events/recent", s.handleRecentEvents)
+	// The dashboard (dashboard.go): its API; its page is public below.
+	mux.HandleFunc("GET /admin/api/overview", s.handleOverview)
+	mux.HandleFunc("GET /admin/api/trace", s.handleTrace)
 	sum := sha256.Sum256([]byte(token))
 	sessions := newEditorSessions(sum, addr, s.Logger)
 	mux.HandleFunc("POST /admin/logout", sessions.handleLogout)

@@ -192,6 +192,7 @@ func (s *editorSessions) editorPublic() *http.ServeMux {
 		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 	})
 	mux.HandleFunc("GET /admin/{$}", s.handlePage)
+	mux.HandleFunc("GET /admin/dashboard", s.handleDashboard)
 	mux.HandleFunc("GET /admin/login", s.handleLoginPage)
 	mux.HandleFunc("POST /admin/login", s.handleLogin)
 	static, _ := fs.Sub(editorAssets, "editor")

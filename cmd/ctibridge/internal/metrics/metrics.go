@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
 	"github.com/ctibridge/ctibridge/connector/genesys/cometd"
 	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
@@ -32,6 +33,7 @@ type Sources struct {
 // Metrics are the daemon's Prometheus metrics, on a registry of its own so
 // that tests running several daemons never share them.
 type Metrics struct {
+	recent   recent
 	reg      *prometheus.Registry
 	events   *prometheus.CounterVec
 	attempts *prometheus.CounterVec
@@ -81,6 +83,15 @@ func New(src Sources) *Metrics {
 // ingest.Outcome, or the HTTP surface's own refusals).
 func (x *Metrics) Event(platform, outcome string) {
 	x.events.WithLabelValues(platform, outcome).Inc()
+	if outcome == ingest.OutcomeAccepted {
+		x.recent.event(time.Now())
+	}
+}
+
+// Activity is the last hour of events and attempts, a minute a value, as
+// of now.
+func (x *Metrics) Activity(now time.Time) Activity {
+	return x.recent.activity(now)
 }
 
 // Reload counts a mapping reload: result is "ok" or "failed".
@@ -92,6 +103,7 @@ func (x *Metrics) Reload(result string) {
 func (x *Metrics) Attempt(target string, a outbox.Attempt) {
 	x.attempts.WithLabelValues(target, string(a.Outcome)).Inc()
 	x.latency.WithLabelValues(target).Observe(a.Latency.Seconds())
+	x.recent.attempt(target, a)
 }
 
 // Handler serves the metrics to Prometheus.
