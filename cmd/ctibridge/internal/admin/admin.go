@@ -57,7 +57,7 @@ type Server struct {
 	// DefaultRegion reads a phone number typed in the dashboard's search
 	// without a country code (mapping.default_region).
 	DefaultRegion string
-	Logger   *slog.Logger
+	Logger        *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 

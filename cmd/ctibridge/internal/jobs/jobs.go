@@ -53,9 +53,6 @@ func CheckSchedule(spec string) (err error) {
 
 // Start schedules the jobs.
 func (j *Jobs) Start() error {
-	if j.Now == nil {
-		j.Now = time.Now
-	}
 	log := cronLogger{j.Logger.With("component", "cron")}
 	j.cron = cron.New(
 		cron.WithParser(Parser),
@@ -87,6 +84,13 @@ func (j *Jobs) Start() error {
 	return nil
 }
 
+func (j *Jobs) now() time.Time {
+	if j.Now != nil {
+		return j.Now()
+	}
+	return time.Now()
+}
+
 // Stop stops scheduling and waits for the jobs running.
 func (j *Jobs) Stop() {
 	if j.cron != nil {
@@ -109,7 +113,7 @@ func (j *Jobs) flush() {
 func (j *Jobs) Purge() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cutoff := j.Now().Add(-j.Retention)
+	cutoff := j.now().Add(-j.Retention)
 	n, err := j.DB.Purge(ctx, cutoff, 1000)
 	if err != nil {
 		j.Logger.Error("purge of delivered rows failed", "err", err, "purged", n)
@@ -135,7 +139,7 @@ func (j *Jobs) Checkpoint() {
 func (j *Jobs) Redrive() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := j.DB.RetryDead(ctx, "", j.Now())
+	n, err := j.DB.RetryDead(ctx, "", j.now())
 	if err != nil {
 		j.Logger.Error("scheduled redrive of dead deliveries failed", "err", err)
 		return
@@ -153,7 +157,7 @@ func (j *Jobs) Redrive() {
 func (j *Jobs) Summary() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := j.DB.Stats(ctx, j.Now())
+	st, err := j.DB.Stats(ctx, j.now())
 	if err != nil {
 		j.Logger.Error("outbox summary failed", "err", err)
 		return
