@@ -65,7 +65,7 @@ type HubSpotCall struct {
 // It implements CRM, so a HubSpot target runs RunTargetSuite against it;
 // FailNext applies to the next create, batch/upsert or association
 // request, and FailNextStatus scripts HubSpot's own answers (423, 477, a
-// 429 with its headers).
+// 429 with its headers) to the next API request of any kind.
 type HubSpot struct {
 	*httptest.Server
 	Faults
@@ -170,9 +170,9 @@ func (h *HubSpot) APIRequests() int {
 	return h.requests
 }
 
-// FailNextStatus makes the fake answer the next write request (create,
-// batch/upsert, association) with status, header and a HubSpot error
-// body, before any Fault queued with FailNext. See HubSpotLocked,
+// FailNextStatus makes the fake answer the next API request (create,
+// batch/upsert, association, search) with status, header and a HubSpot
+// error body, before any Fault queued with FailNext. See HubSpotLocked,
 // HubSpotMigrating and HubSpotRateLimited.
 func (h *HubSpot) FailNextStatus(status int, header http.Header, body string) {
 	h.mu.Lock()
@@ -267,13 +267,6 @@ func (h *HubSpot) api(next http.HandlerFunc) http.HandlerFunc {
 		if !strings.HasSuffix(r.URL.Path, "/search") {
 			rateLimitHeaders(w.Header(), n, n)
 		}
-		next(w, r)
-	}
-}
-
-// write applies a scripted failure, if any, to a request that writes.
-func (h *HubSpot) write(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
 		var canned *cannedAnswer
 		if len(h.canned) > 0 {
@@ -285,6 +278,13 @@ func (h *HubSpot) write(next http.HandlerFunc) http.HandlerFunc {
 			hubspotAnswer(w, canned.status, canned.header, canned.body)
 			return
 		}
+		next(w, r)
+	}
+}
+
+// write applies a scripted failure, if any, to a request that writes.
+func (h *HubSpot) write(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		f, failing := h.Next()
 		if !failing {
 			next(w, r)
