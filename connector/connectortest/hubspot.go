@@ -341,6 +341,20 @@ func rateLimitHeaders(h http.Header, usedDaily, used int) {
 	h.Set("X-HubSpot-RateLimit-Interval-Milliseconds", "10000")
 }
 
+// decodeBatch reads a batch request into v and checks that it has 1 to
+// 100 inputs, as counted by n; it answers 400 and returns false when not.
+func decodeBatch(w http.ResponseWriter, r *http.Request, v any, n func() int) bool {
+	if err := decodeStrict(r, v); err != nil {
+		badRequest(w, "Invalid input JSON: "+err.Error())
+		return false
+	}
+	if n() == 0 || n() > 100 {
+		badRequest(w, fmt.Sprintf("inputs: %d given, 1 to 100 allowed", n()))
+		return false
+	}
+	return true
+}
+
 // decodeStrict reads a JSON body into v, refusing unknown members.
 func decodeStrict(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
@@ -488,12 +502,7 @@ func (h *HubSpot) upsert(w http.ResponseWriter, r *http.Request) {
 			ObjectWriteTraceID string         `json:"objectWriteTraceId"`
 		} `json:"inputs"`
 	}
-	if err := decodeStrict(r, &in); err != nil {
-		badRequest(w, "Invalid input JSON: "+err.Error())
-		return
-	}
-	if len(in.Inputs) == 0 || len(in.Inputs) > 100 {
-		badRequest(w, fmt.Sprintf("inputs: %d given, 1 to 100 allowed", len(in.Inputs)))
+	if !decodeBatch(w, r, &in, func() int { return len(in.Inputs) }) {
 		return
 	}
 	h.mu.Lock()
@@ -535,12 +544,7 @@ func (h *HubSpot) associate(w http.ResponseWriter, r *http.Request) {
 			hubspotAssoc
 		} `json:"inputs"`
 	}
-	if err := decodeStrict(r, &in); err != nil {
-		badRequest(w, "Invalid input JSON: "+err.Error())
-		return
-	}
-	if len(in.Inputs) == 0 || len(in.Inputs) > 100 {
-		badRequest(w, fmt.Sprintf("inputs: %d given, 1 to 100 allowed", len(in.Inputs)))
+	if !decodeBatch(w, r, &in, func() int { return len(in.Inputs) }) {
 		return
 	}
 	toType := r.PathValue("toType")

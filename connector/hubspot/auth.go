@@ -219,10 +219,5 @@ func (a *auth) scrubLocked(s string) string {
 
 // headerSafe reports whether tok can travel in an Authorization header.
 func headerSafe(tok string) bool {
-	for i := 0; i < len(tok); i++ {
-		if c := tok[i]; c <= 0x20 || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return !strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f })
 }
