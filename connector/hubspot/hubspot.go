@@ -9,13 +9,17 @@
 // create HubSpot answers 409, goes through batch/upsert by that property,
 // which returns the existing call instead of making another, then links
 // it again (linking is idempotent). However often a record is retried,
-// it is one call.
+// it is one call. (HubSpot documents a contact's taken email as 409; that
+// a taken unique call property is 409 too is assumed, and only matters
+// when a first attempt is repeated: every retry upserts.) DeliverBatch
+// upserts up to MaxBatch records a request.
 //
 // Every property value is sent as text, as HubSpot's API takes them. The
 // rule's fields are the properties (hs_timestamp is required; durations
 // are in milliseconds; outcomes are HubSpot's GUIDs, which the mapping
 // looks up): this package adds only the key property and the
-// associations, built from the activity's who and what.
+// associations, built from the activity's who and what, or, with
+// Config.Match, from a contact search by the caller's phone.
 //
 // Auth is a private app (or static) access token, or OAuth's refresh-token
 // grant with the access token cached and refreshed shortly before it
@@ -62,11 +66,17 @@ type Config struct {
 	TokenFile string
 
 	// RefreshToken turns on OAuth: access tokens come from TokenURL with
-	// the refresh_token grant, ClientID and ClientSecret.
-	RefreshToken     string
+	// the refresh_token grant, ClientID and ClientSecret. A refresh token
+	// HubSpot rotates is used from then on (in memory only).
+	RefreshToken string
+	// RefreshTokenFile is a file holding RefreshToken.
 	RefreshTokenFile string
-	ClientID         string
-	ClientSecret     string
+	// ClientID is the OAuth app's client id. Required with RefreshToken.
+	ClientID string
+	// ClientSecret is the OAuth app's client secret. Required with
+	// RefreshToken.
+	ClientSecret string
+	// ClientSecretFile is a file holding ClientSecret.
 	ClientSecretFile string
 	// TokenURL is HubSpot's OAuth token endpoint; default DefaultTokenURL.
 	TokenURL string
