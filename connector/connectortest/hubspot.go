@@ -90,6 +90,7 @@ type hubspotContact struct {
 }
 
 type cannedAnswer struct {
+	path   string // the requests it answers: paths that contain it
 	status int
 	header http.Header
 	body   string
@@ -177,7 +178,15 @@ func (h *HubSpot) APIRequests() int {
 func (h *HubSpot) FailNextStatus(status int, header http.Header, body string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.canned = append(h.canned, cannedAnswer{status, header, body})
+	h.canned = append(h.canned, cannedAnswer{"", status, header, body})
+}
+
+// FailNextStatusOn is FailNextStatus for the next request whose path
+// contains path, such as "/batch/create" for the association requests.
+func (h *HubSpot) FailNextStatusOn(path string, status int, header http.Header, body string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.canned = append(h.canned, cannedAnswer{path, status, header, body})
 }
 
 // HubSpotError is HubSpot's JSON error body.
@@ -269,9 +278,12 @@ func (h *HubSpot) api(next http.HandlerFunc) http.HandlerFunc {
 		}
 		h.mu.Lock()
 		var canned *cannedAnswer
-		if len(h.canned) > 0 {
-			canned = &h.canned[0]
-			h.canned = h.canned[1:]
+		for i, c := range h.canned {
+			if strings.Contains(r.URL.Path, c.path) {
+				canned = &c
+				h.canned = slices.Delete(h.canned, i, i+1)
+				break
+			}
 		}
 		h.mu.Unlock()
 		if canned != nil {

@@ -167,23 +167,30 @@ func (t *Target) link(ctx context.Context, calls []*call, results []BatchResult)
 	}
 	for _, toType := range order {
 		members := groups[toType]
-		err := t.linkCalls(ctx, toType, calls, results, members)
-		if err == nil {
-			continue
-		}
-		if len(members) == 1 {
-			results[members[0]].Err = err
-			continue
-		}
-		for _, i := range members {
-			results[i].Err = t.linkCalls(ctx, toType, calls, results, []int{i})
+		someFailed, err := t.linkCalls(ctx, toType, calls, results, members)
+		switch {
+		case err == nil:
+		case someFailed && len(members) > 1:
+			// HubSpot refused some links and does not say whose: ask
+			// again call by call.
+			for _, i := range members {
+				_, results[i].Err = t.linkCalls(ctx, toType, calls, results, []int{i})
+			}
+		default:
+			// The request failed whole (throttled, down): so did each
+			// call's links, and asking again call by call would only add
+			// load.
+			for _, i := range members {
+				results[i].Err = err
+			}
 		}
 	}
 }
 
 // linkCalls sends the links of type toType of the calls members in one
-// request.
-func (t *Target) linkCalls(ctx context.Context, toType string, calls []*call, results []BatchResult, members []int) error {
+// request. someFailed reports an answer with errors for some links (207),
+// as opposed to a request that failed whole.
+func (t *Target) linkCalls(ctx context.Context, toType string, calls []*call, results []BatchResult, members []int) (someFailed bool, err error) {
 	var in struct {
 		Inputs []assocInput `json:"inputs"`
 	}
@@ -196,11 +203,11 @@ func (t *Target) linkCalls(ctx context.Context, toType string, calls []*call, re
 	}
 	var out batchAnswer
 	if _, err := t.do(ctx, http.MethodPost, t.assoc+"/calls/"+toType+"/batch/create", in, &out); err != nil {
-		return err
+		return false, err
 	}
 	if len(out.Errors) > 0 {
 		e := out.Errors[0]
-		return classifyItem("link to "+toType, e.Category, e.Message)
+		return true, classifyItem("link to "+toType, e.Category, e.Message)
 	}
-	return nil
+	return false, nil
 }

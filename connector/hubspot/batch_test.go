@@ -105,6 +105,37 @@ func TestDeliverBatch_FailuresPerRecord(t *testing.T) {
 	}
 }
 
+func TestDeliverBatch_ThrottledLinks(t *testing.T) {
+	// Calls written, their link request throttled: each record fails
+	// retryably with the call's id kept, without a request per record;
+	// the retry links them.
+	f := newFake(t)
+	contact := f.AddRecord("contacts", nil, time.Time{})
+	tg := newTarget(t, privateConfig(f))
+	ds := batch(3, contact, contact)
+	for i := range ds {
+		ds[i].Body = activity(ds[i].Key, &connector.CRMObject{Type: "contact", ID: contact}, nil)
+	}
+	status, header, body := connectortest.HubSpotRateLimited("TEN_SECONDLY_ROLLING", 2*time.Second)
+	f.FailNextStatusOn("/batch/create", status, header, body)
+	for i, r := range tg.DeliverBatch(t.Context(), ds) {
+		if r.Err == nil || deliveryError(t, r.Err).Permanent() || r.Result.RecordID == "" {
+			t.Errorf("record %d: %+v, want retryable with the call's id", i, r)
+		}
+	}
+	if n := f.APIRequests(); n != 2 {
+		t.Errorf("%d API requests, want 2 (upsert, throttled link)", n)
+	}
+	for i, r := range tg.DeliverBatch(t.Context(), ds) {
+		if r.Err != nil || len(f.Calls()[r.Result.RecordID].Links) != 1 {
+			t.Errorf("retry of record %d: %v, links %v", i, r.Err, f.Calls()[r.Result.RecordID].Links)
+		}
+	}
+	if len(f.Calls()) != 3 {
+		t.Errorf("HubSpot holds %d calls, want 3", len(f.Calls()))
+	}
+}
+
 // BenchmarkDeliverBatch drains 10,000 call records, each linked to a
 // contact, into the HubSpot fake in batches of MaxBatch, and reports the
 // records written per API request and per second.
