@@ -24,7 +24,7 @@ type rule struct {
 	name, target, object string
 	when                 string   // as written; "" matches every interaction
 	whenProg             *program // nil: every interaction
-	keyProg              *program // nil: {platform}:{id}:{rule}
+	keyProg              *program // nil: DefaultKey
 	fields               []field  // in file order
 }
 
@@ -176,9 +176,9 @@ func (ev *evaluation) activity(r *rule) (connector.Activity, error) {
 		a.Key = k
 	} else {
 		if in.Platform == "" || in.ID == "" {
-			return a, r.fail(r.at, "", nil, "key: the interaction has no platform or id, so the default key {platform}:{id}:{rule} would not be unique")
+			return a, r.fail(r.at, "", nil, "key: the interaction has no platform or id, so the default key {platform}:{id}:{leg}:{rule} would not be unique")
 		}
-		a.Key = in.Platform + ":" + in.ID + ":" + r.name
+		a.Key = DefaultKey(in, r.name)
 	}
 	a.Fields = make(map[string]any, len(r.fields))
 	for i := range r.fields {
@@ -209,6 +209,17 @@ func (ev *evaluation) activity(r *rule) (connector.Activity, error) {
 		a.Fields[f.name] = v
 	}
 	return a, nil
+}
+
+// DefaultKey is the key of rule's activity of in when the rule sets none:
+// {platform}:{id}:{rule}, or {platform}:{id}:{leg}:{rule} for an
+// interaction with a Leg, so that each agent of a transferred call, who
+// shares the call's id with the others, gets a record of their own.
+func DefaultKey(in *connector.Interaction, rule string) string {
+	if in.Leg == "" {
+		return in.Platform + ":" + in.ID + ":" + rule
+	}
+	return in.Platform + ":" + in.ID + ":" + in.Leg + ":" + rule
 }
 
 // redactValue redacts v with the [redact] patterns.

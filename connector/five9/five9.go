@@ -132,10 +132,6 @@ var eventSpecs = map[string]eventSpec{
 	"objectSelected":   {},
 }
 
-// maxIDLen bounds the interaction and agent ids, which go into event and
-// snapshot keys. Five9's are 32 hex digits and a number.
-const maxIDLen = 200
-
 // Decoder turns Five9 CRM SDK events into connector.Events. Its zero value is
 // ready to use; it keeps no state of its own, all of it goes through the
 // StateFunc, so one Decoder serves any number of requests at once.
@@ -247,11 +243,11 @@ func read(r *reader, top connector.Object, name string, spec eventSpec) (*event,
 	if ev.id == "" {
 		return nil, connector.BadPayload(idIn.At("interactionId"), "required")
 	}
-	if len(ev.id) > maxIDLen {
-		return nil, connector.BadPayload(idIn.At("interactionId"), "longer than %d bytes", maxIDLen)
+	if err := connector.CheckID(idIn.At("interactionId"), ev.id); err != nil {
+		return nil, err
 	}
-	if len(agentID) > maxIDLen {
-		return nil, connector.BadPayload("metadata.agentId", "longer than %d bytes", maxIDLen)
+	if err := connector.CheckID("metadata.agentId", agentID); err != nil {
+		return nil, err
 	}
 
 	f := &facts{ID: ev.id, Events: []string{name}, AgentID: agentID, TenantID: tenantID, Transferred: spec.transferred}

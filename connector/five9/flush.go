@@ -56,3 +56,14 @@ func (d Decoder) Flush(state []byte) (*connector.Interaction, error) {
 	in.Attached[FlagFlushed] = flushReason
 	return in, nil
 }
+
+// FlushLegs implements connector.LegFlusher. A Five9 snapshot is one
+// agent's leg (it is keyed by interaction id and agent id), so it returns
+// what Flush returns, as a list of one.
+func (d Decoder) FlushLegs(state []byte) ([]*connector.Interaction, error) {
+	in, err := d.Flush(state)
+	if in == nil {
+		return nil, err
+	}
+	return []*connector.Interaction{in}, err
+}

@@ -24,6 +24,7 @@ func (ev *event) interaction(snap *facts, snapErr error, stored, body []byte) (*
 	in := &connector.Interaction{
 		Platform:  Platform,
 		ID:        ev.id,
+		Leg:       f.AgentID,
 		Channel:   channel,
 		Direction: direction(channel, f.CallType),
 		ANI:       f.ANI,

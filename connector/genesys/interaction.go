@@ -86,6 +86,7 @@ func (d Decoder) interaction(id string, l *leg, doneAt time.Time, raw json.RawMe
 	in := &connector.Interaction{
 		Platform:  Platform,
 		ID:        id,
+		Leg:       legOf(l.Agent),
 		Channel:   l.channel(),
 		Direction: l.direction(),
 		ANI:       l.ANI,
@@ -181,6 +182,15 @@ func (d Decoder) interaction(id string, l *leg, doneAt time.Time, raw json.RawMe
 		in.Raw = raw
 	}
 	return in
+}
+
+// legOf is Interaction.Leg: the agent's id, or their login name when the
+// bridge gave no id.
+func legOf(a connector.Agent) string {
+	if a.ID != "" {
+		return a.ID
+	}
+	return a.Username
 }
 
 // channel maps WWE's media names; a leg without one is voice when it

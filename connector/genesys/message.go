@@ -71,21 +71,10 @@ func (o *observation) digest() string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// maxIDBytes bounds the interaction id, which becomes the state key: real
-// ids are 16 to 36 characters.
-const maxIDBytes = 128
-
 // maxText bounds the other strings copied from an event (numbers, names,
 // states), which only a broken bridge makes long.
 const maxText = 256
 
-// checkID validates the id read at path.
-func checkID(path, id string) error {
-	if len(id) > maxIDBytes {
-		return connector.BadPayload(path, "%d bytes is longer than an interaction id can be (%d)", len(id), maxIDBytes)
-	}
-	return nil
-}
 
 // agent reads the agent object the bridge adds from agent.get (employeeId,
 // firstName, lastName, username) or writes itself (id, name, email).
