@@ -26,8 +26,8 @@ const (
 // an admin writes. Every source fills what its platform has; text it does not
 // have is empty and records it does not have are nil.
 type Interaction struct {
-	Platform  string `json:"platform" expr:"platform"`
-	ID        string `json:"id" expr:"id"`
+	Platform string `json:"platform" expr:"platform"`
+	ID       string `json:"id" expr:"id"`
 	// Leg tells apart the agents' legs of one platform interaction: the
 	// agents of a transferred call share its ID (Genesys callUuid, Five9
 	// interactionId), and each one's part is an Interaction of its own.

@@ -75,7 +75,6 @@ func (o *observation) digest() string {
 // states), which only a broken bridge makes long.
 const maxText = 256
 
-
 // agent reads the agent object the bridge adds from agent.get (employeeId,
 // firstName, lastName, username) or writes itself (id, name, email).
 func (r *reader) agent(top connector.Object) connector.Agent {
