@@ -11,10 +11,16 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/connector/five9"
 )
+
+// testNow is the receipt time of events without receivedAt.
+var testNow = time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC)
+
+var testDecoder = five9.Decoder{Now: func() time.Time { return testNow }}
 
 var update = flag.Bool("update", false, "rewrite testdata/*.want.json from the decoder's output")
 
@@ -46,7 +52,7 @@ type step struct {
 func (d *daemon) post(line int, body []byte) (step, *connector.Interaction) {
 	d.t.Helper()
 	var loads []string
-	ev, err := five9.Decoder{}.Decode(body, func(key string) ([]byte, error) {
+	ev, err := testDecoder.Decode(body, func(key string) ([]byte, error) {
 		loads = append(loads, key)
 		return d.states[key], nil
 	})
@@ -481,6 +487,7 @@ func TestDecode_CAVBounds(t *testing.T) {
 	if in == nil {
 		t.Fatal("no interaction")
 	}
+	delete(in.Attached, five9.FlagNoDisposition)
 	if len(in.Attached) != 1000 || in.Attached["G.n999"] != "v" || in.Attached["G.n1000"] != nil || in.Attached["Big.blob"] != nil {
 		t.Errorf("Attached has %d entries, want the first 1000", len(in.Attached))
 	}

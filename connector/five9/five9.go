@@ -135,7 +135,11 @@ var eventSpecs = map[string]eventSpec{
 // Decoder turns Five9 CRM SDK events into connector.Events. Its zero value is
 // ready to use; it keeps no state of its own, all of it goes through the
 // StateFunc, so one Decoder serves any number of requests at once.
-type Decoder struct{}
+type Decoder struct {
+	// Now is the time an event without the bridge's receivedAt stamp is
+	// received, which stands in for it; nil is time.Now.
+	Now func() time.Time
+}
 
 // Decode decodes one posted event. Errors wrap connector.ErrBadPayload when
 // the body is not JSON or not the bridge's shape, naming the field at fault,
@@ -165,7 +169,7 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 			connector.ErrUnknownEvent, connector.Clip(name), strings.Join(knownEvents, ", "))
 	}
 
-	ev, err := read(&r, top, name, spec)
+	ev, err := read(&r, top, name, spec, d.now())
 	if err != nil {
 		return connector.Event{}, err
 	}
@@ -199,22 +203,34 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 	return out, nil
 }
 
+// now is the receipt time.
+func (d Decoder) now() time.Time {
+	if d.Now != nil {
+		return d.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
 // event is one decoded post.
 type event struct {
 	family   string
 	id       string
 	key      string
 	stateKey string
-	// receivedAt is the bridge's stamp, or nil.
+	// receivedAt is the bridge's stamp, or else when the daemon received
+	// the event: Five9's events carry no time of their own.
 	receivedAt *time.Time
 	facts      *facts
 }
 
 // read decodes everything an event carries, before any state is loaded, so
 // that a bad payload never takes the interaction's lock.
-func read(r *reader, top connector.Object, name string, spec eventSpec) (*event, error) {
+func read(r *reader, top connector.Object, name string, spec eventSpec, now time.Time) (*event, error) {
 	ev := &event{family: spec.family}
 	ev.receivedAt = r.stamp(top, "receivedAt")
+	if ev.receivedAt == nil {
+		ev.receivedAt = &now
+	}
 
 	meta, _ := r.Obj(top, "metadata")
 	agentID := r.ident(meta, "agentId")
@@ -253,6 +269,9 @@ func read(r *reader, top connector.Object, name string, spec eventSpec) (*event,
 	f := &facts{ID: ev.id, Events: []string{name}, AgentID: agentID, TenantID: tenantID, Transferred: spec.transferred}
 	f.Channel = channelOf(ev.family)
 	readData(r, data, f)
+	// Where the wrap-up is depends on the callback: the log data, or the
+	// top level of params; the log data wins.
+	readLog(r, params, f)
 	readLog(r, logData, f)
 	f.addCAVs(readCAVs(r, top, "cavs", &f.CAVsDropped), false)
 	f.Dispositions = readDispositions(r, top, "dispositions")
@@ -357,12 +376,18 @@ func readData(r *reader, data connector.Object, f *facts) {
 // readLog reads CallLogData, ChatLogData or EmailLogData: what the agent
 // chose at wrap-up.
 func readLog(r *reader, logData connector.Object, f *facts) {
-	f.DispositionID = r.ident(logData, "dispositionId")
-	f.DispositionName = r.Str(logData, "dispositionName")
+	if id := r.ident(logData, "dispositionId"); id != "" {
+		f.DispositionID = id
+	}
+	if name := r.Str(logData, "dispositionName"); name != "" {
+		f.DispositionName = name
+	}
 	if s := r.Str(logData, "subject"); s != "" {
 		f.Subject = s
 	}
-	f.Notes = r.Str(logData, "comments")
+	if s := r.Str(logData, "comments"); s != "" {
+		f.Notes = s
+	}
 	if t := r.firstTime(logData, "startTimestamp", "timestamp"); t != nil {
 		f.Start = t
 	}
@@ -388,7 +413,9 @@ func readCAVs(r *reader, top connector.Object, member string, dropped *int) []ca
 			continue
 		}
 		key := name
-		if group != "" {
+		if group != "" && !strings.HasPrefix(name, group+".") {
+			// Some domains name a CAV "Call.Comments" in group "Call"
+			// already.
 			key = group + "." + name
 		}
 		if value == nil {

@@ -14,6 +14,11 @@ const (
 	FlagIncomplete = "ctibridge_incomplete"
 	// FlagFlushed says why Flush emitted the interaction.
 	FlagFlushed = "ctibridge_flushed"
+	// FlagNoDisposition is true when the interaction ended without a
+	// disposition: none in the wrap-up's log data or params, so the agent
+	// chose none or the bridge could not see it. A mapping can log it as
+	// such rather than with a blank outcome.
+	FlagNoDisposition = "ctibridge_no_disposition"
 )
 
 // flushReason is FlagFlushed's value.

@@ -195,7 +195,7 @@ func TestDecode_GiganticUserData(t *testing.T) {
 	}
 	b.WriteString(`"zDisposition":"Sale","GSW_CAMPAIGN_NAME":"Spring","ctibridge_who_id":"003X"`)
 	ud := `"userData":{` + b.String() + `}`
-	added := msg("ADDED", call+`,"state":"RINGING",`+ud, jane+`,"receivedAt":"2026-11-21T14:00:00Z"`)
+	added := msg("ADDED", strings.Replace(call, `"state":"IDLE"`, `"state":"RINGING"`, 1)+`,`+ud, jane+`,"receivedAt":"2026-11-21T14:00:00Z"`)
 	done := msg("MARKDONE_APPLY", call+`,`+ud, jane+`,"receivedAt":"2026-11-21T14:10:00Z"`)
 	if len(added) < 1<<20 {
 		t.Fatalf("test body is only %d bytes", len(added))
@@ -404,5 +404,25 @@ func TestDecode_AgentLater(t *testing.T) {
 	}
 	if len(m.out) != 1 || m.out[0].Agent.Name != "Jane Doe" || m.out[0].Duration != 60 || len(m.states) != 0 {
 		t.Errorf("got %d interactions %+v, states %v", len(m.out), m.out, m.states)
+	}
+}
+
+// TestDecode_DoneWithoutSnapshot: a done event with nothing before it still
+// has an end (its own time), and says what it lacks through the fields
+// themselves (no start, no agent), not through an internal list in
+// attached, which would go out to the CRM with the customer's data.
+func TestDecode_DoneWithoutSnapshot(t *testing.T) {
+	ev, err := testDecoder().Decode(msg("MARKDONE_APPLY", call+`,"userData":{"Queue":"Q"}`, ``), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := ev.Interaction
+	if in == nil || in.End == nil || !in.End.Equal(testNow) || in.Start != nil {
+		t.Fatalf("got %+v, want the decode time as end and no start", in)
+	}
+	for k := range in.Attached {
+		if k != "Queue" && k != FlagIncomplete {
+			t.Errorf("attached has %q: %v", k, in.Attached)
+		}
 	}
 }

@@ -29,8 +29,9 @@
 // snapshot, which leaves out the per-tab members), so the daemon stores
 // them once; and an emitted interaction leaves a tombstone until REMOVED,
 // so a later done event does not emit it twice. A done event that finds no
-// snapshot emits what it carries, marked with FlagIncomplete and
-// FlagUnknown in Interaction.Attached.
+// snapshot emits what it carries, marked with FlagIncomplete in
+// Interaction.Attached; its end is the done event's time, its start is
+// missing.
 //
 // Click-to-dial links a call to CRM records through the userData keys
 // KeyWhoType, KeyWhoID, KeyWhoName, KeyWhatType, KeyWhatID and KeyWhatName.
@@ -63,8 +64,9 @@ type Decoder struct {
 	// means DefaultDispositionKey ("DispositionCode").
 	DispositionKey string
 
-	// now stamps events that carry no receivedAt; tests set it.
-	now func() time.Time
+	// Now is the time an event without the bridge's receivedAt stamp is
+	// received, which stands in for it; nil is time.Now.
+	Now func() time.Time
 }
 
 // Decode decodes one posted message, loading and returning the snapshot of
@@ -124,8 +126,8 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 func (d Decoder) receivedAt(r *reader, top connector.Object) time.Time {
 	s := r.Str(top, "receivedAt")
 	if s == "" {
-		if d.now != nil {
-			return d.now().UTC()
+		if d.Now != nil {
+			return d.Now().UTC()
 		}
 		return time.Now().UTC()
 	}

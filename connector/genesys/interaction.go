@@ -35,9 +35,6 @@ const (
 	// Flush emitted it from a stale snapshot (FlagFlushed says why), so the
 	// disposition and notes of wrap-up are missing.
 	FlagIncomplete = "ctibridge_incomplete"
-	// FlagUnknown lists the fields that are unknown rather than empty:
-	// start, end, duration, agent, channel, direction.
-	FlagUnknown = "ctibridge_unknown"
 	// FlagTruncated is true when userData exceeded the bounds and was cut.
 	FlagTruncated = "ctibridge_truncated"
 )
@@ -139,38 +136,15 @@ func (d Decoder) interaction(id string, l *leg, doneAt time.Time, raw json.RawMe
 		}
 	}
 
-	var unknown []any
-	if in.Start == nil {
-		unknown = append(unknown, "start")
-	}
-	if l.Ended == nil {
-		unknown = append(unknown, "end")
-	}
-	if in.Start == nil {
-		unknown = append(unknown, "duration")
-	}
-	if in.Agent == (connector.Agent{}) {
-		unknown = append(unknown, "agent")
-	}
-	if l.Media == "" && !l.Voice {
-		unknown = append(unknown, "channel")
-	}
-	if in.Direction == connector.DirectionUnknown {
-		unknown = append(unknown, "direction")
-	}
 	in.Attached = make(map[string]any, len(ud)+3)
 	for k, v := range ud {
 		in.Attached[k] = v
 	}
 	delete(in.Attached, FlagIncomplete)
-	delete(in.Attached, FlagUnknown)
 	delete(in.Attached, FlagTruncated)
 	delete(in.Attached, FlagFlushed)
 	if in.Start == nil {
 		in.Attached[FlagIncomplete] = true
-	}
-	if len(unknown) > 0 {
-		in.Attached[FlagUnknown] = unknown
 	}
 	if l.Truncated {
 		in.Attached[FlagTruncated] = true
