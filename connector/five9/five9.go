@@ -54,7 +54,19 @@
 // a CAV; id, type or label, name, isWho, isWhat on a CRM object. Times are
 // read from timestamp or startTimestamp (epoch seconds or milliseconds, or
 // RFC 3339) and duration (seconds) when present, and otherwise from the
-// bridge's receivedAt stamps.
+// bridge's receivedAt stamps, or, for an event without one, the time
+// Decoder.Now says it was received: every interaction has an end, and a
+// start when an event before its *Finished was seen.
+//
+// The disposition is read from the log data and from the top level of
+// params (the SDK does not document which, and both occur), its name or id
+// completed from the disposition list; an interaction without one is
+// flagged with FlagNoDisposition. A CAV is keyed group.name, unless its
+// name carries its group already. The one number the SDK gives fills ani
+// of an inbound call and dnis of an outbound one when those are not set.
+//
+// Each agent's leg of a transferred call, which keeps its interactionId, is
+// an Interaction of its own, with the agent's id as Interaction.Leg.
 //
 // Decoding is strict about the fields it reads (a wrong JSON type is an
 // error naming the dotted path, such as params.callData.ani) and ignores all
