@@ -11,6 +11,13 @@
 // notes are final; it is stored but, unless Decoder.LogOnEnd is set, produces
 // no activity.
 //
+// startTime, endTime and duration are optional: the end is then start plus
+// duration, or the bridge's receivedAt stamp (or Decoder.Now for an event
+// without one), so that every interaction has an end. Each agent who saves
+// a record for an interaction (a transfer) makes an event and an
+// Interaction of their own: the agent's id is in Event.Key and is
+// Interaction.Leg.
+//
 // Decoding is strict about the fields it reads (a wrong JSON type is an error
 // naming the dotted path, such as data.startTime) and tolerant of everything
 // else, because Bright Pattern adds fields between releases.

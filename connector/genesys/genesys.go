@@ -22,7 +22,8 @@
 // REMOVED after the call; OpenMedia at COMPLETED; chat at COMPLETED or
 // MARKDONE_APPLY, or REMOVED after ENDED. The snapshot holds one leg per
 // agent, so that both agents of a transferred call, which share its
-// callUuid, get their own interaction.
+// callUuid, get their own interaction, told apart by Interaction.Leg (the
+// agent's id, or login name); FlushLegs logs every leg left unlogged.
 //
 // Several browser tabs of one agent post the same events. Their Event.Key
 // is the same (eventType, id and a hash of what the event tells the
