@@ -59,8 +59,8 @@ type Decoder struct {
 // Decode decodes one posted event. Errors wrap connector.ErrBadPayload when
 // the body is not JSON or not the bridge's shape, naming the field at fault,
 // and connector.ErrUnknownEvent when the event name is not one of the known
-// ones. The Event's Key is <event>:<interactionId>, so the same event for the
-// same interaction posted from two browser tabs is one event.
+// ones. The Event's Key is <event>:<interactionId>[:<agentId>], so the same
+// event for the same interaction posted from two browser tabs is one event.
 //
 // Bright Pattern sends the whole interaction in one event, so Decode keeps no
 // state and never calls state.
