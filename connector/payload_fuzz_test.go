@@ -1,8 +1,11 @@
 package connector_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -43,9 +46,75 @@ func FuzzParseObject(f *testing.F) {
 		if json.Unmarshal(body, &m) != nil || len(m) != len(o.Names()) {
 			t.Fatalf("accepted %q but its members do not read back", body)
 		}
+		if dup := duplicateName(body); dup != "" {
+			t.Fatalf("accepted %q, which has the member %q twice", body, dup)
+		}
 		var r connector.Reader
 		for _, name := range o.Names() {
 			r.Obj(o, name)
 		}
 	})
+}
+
+// duplicateName is the fuzz test's oracle, by another method than
+// ParseObject's: the first member name found twice in one object of doc,
+// a valid JSON document, walking encoding/json's tokens.
+func duplicateName(doc []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	type frame struct {
+		names  map[string]bool // nil for an array
+		inName bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if s, ok := tok.(string); ok && top != nil && top.names != nil && top.inName {
+			if top.names[s] {
+				return s
+			}
+			top.names[s], top.inName = true, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{names: map[string]bool{}, inName: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 && stack[len(stack)-1].names != nil {
+			stack[len(stack)-1].inName = true
+		}
+	}
+}
+
+// BenchmarkParseObject parses a Genesys-sized event (about 8 KiB), whose
+// every member the strict check walks.
+func BenchmarkParseObject(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"event":"interaction","data":{"eventType":"ESTABLISHED","interaction":{"callUuid":"CU1","userData":{`)
+	for i := range 100 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `"key%03d":"value %d with some text, café"`, i, i)
+	}
+	sb.WriteString(`},"parties":[{"name":"a"},{"name":"b"}]}},"receivedAt":"2026-11-21T14:00:00Z"}`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := connector.ParseObject(body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
