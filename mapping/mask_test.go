@@ -90,3 +90,28 @@ func TestMaskInteraction(t *testing.T) {
 		t.Error("an interaction without card data was copied")
 	}
 }
+
+// FuzzMaskJSON: masking keeps a JSON document JSON, and masking twice
+// changes nothing more.
+func FuzzMaskJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"a":"4111 1111 1111 1111","b":["x",{"4111111111111111":"4111-1111-1111-1111"}]}`,
+		`{"a":"\"4111111111111111\"\u00e9 <b>","n":4111111111111111}`,
+		`"4111111111111111"`, `[]`, `{"a" : "x"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	var none *mapping.Set
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if !json.Valid(doc) {
+			return
+		}
+		once := none.MaskJSON(doc)
+		if !json.Valid(once) {
+			t.Fatalf("MaskJSON(%q) = %q, not JSON", doc, once)
+		}
+		if twice := none.MaskJSON(once); string(twice) != string(once) {
+			t.Fatalf("masking %q again changed it: %q", once, twice)
+		}
+	})
+}
