@@ -54,6 +54,8 @@ func TestDecode_Err(t *testing.T) {
 		{"AgentNotObject", `{"event":"interaction","agent":"jdoe","data":{}}`, connector.ErrBadPayload, "agent: want object, got string"},
 		{"AgentFirstNameNumber", `{"event":"interaction","agent":{"firstName":7},"data":{}}`, connector.ErrBadPayload, "agent.firstName: want string, got number"},
 		{"DataMissing", `{"event":"interaction"}`, connector.ErrBadPayload, "data: required"},
+		{"AgentIDControl", string(msg("ADDED", `"callUuid":"CU1"`, `"agent":{"employeeId":"10\n01"}`)), connector.ErrBadPayload, "agent.employeeId: holds the control character U+000A"},
+		{"UsernameTooLong", string(msg("ADDED", `"callUuid":"CU1"`, `"agent":{"username":"`+strings.Repeat("j", 300)+`"}`)), connector.ErrBadPayload, "agent.username: 300 bytes is longer than an id can be"},
 		{"UUIDControl", string(msg("ADDED", `"callUuid":"CU\u001b1"`, jane)), connector.ErrBadPayload, "data.interaction.callUuid: holds the control character U+001B"},
 		{"UUIDTooLong", string(msg("ADDED", `"interactionUUID":"`+strings.Repeat("u", 129)+`"`, jane)), connector.ErrBadPayload, "data.interaction.interactionUUID: 129 bytes is longer than an id can be"},
 		{"UserDataTwice", string(msg("ADDED", `"callUuid":"CU1","userData":{"DispositionCode":"Sale","DispositionCode":"None"}`, jane)), connector.ErrBadPayload, "data.interaction.userData.DispositionCode: appears twice"},

@@ -89,9 +89,9 @@ func (r *reader) agent(top connector.Object) connector.Agent {
 		name = strings.TrimSpace(first + " " + last)
 	}
 	return connector.Agent{
-		ID:       truncate(r.firstStr(a, "id", "employeeId"), maxText),
+		ID:       r.firstID(a, "id", "employeeId"),
 		Name:     truncate(name, maxText),
-		Username: truncate(r.firstStr(a, "username", "userName"), maxText),
+		Username: r.firstID(a, "username", "userName"),
 		Email:    truncate(r.firstStr(a, "email", "emailAddress"), maxText),
 	}
 }
