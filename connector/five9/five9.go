@@ -281,9 +281,9 @@ func read(r *reader, top connector.Object, name string, spec eventSpec, now time
 	f := &facts{ID: ev.id, Events: []string{name}, AgentID: agentID, TenantID: tenantID, Transferred: spec.transferred}
 	f.Channel = channelOf(ev.family)
 	readData(r, data, f)
-	// Where the wrap-up is depends on the callback: the log data, or the
-	// top level of params; the log data wins.
-	readLog(r, params, f)
+	// Where the disposition is depends on the callback: the log data, or
+	// the top level of params; the log data wins.
+	readDisposition(r, params, f)
 	readLog(r, logData, f)
 	f.addCAVs(readCAVs(r, top, "cavs", &f.CAVsDropped), false)
 	f.Dispositions = readDispositions(r, top, "dispositions")
@@ -388,23 +388,27 @@ func readData(r *reader, data connector.Object, f *facts) {
 // readLog reads CallLogData, ChatLogData or EmailLogData: what the agent
 // chose at wrap-up.
 func readLog(r *reader, logData connector.Object, f *facts) {
-	if id := r.ident(logData, "dispositionId"); id != "" {
-		f.DispositionID = id
-	}
-	if name := r.Str(logData, "dispositionName"); name != "" {
-		f.DispositionName = name
-	}
+	readDisposition(r, logData, f)
 	if s := r.Str(logData, "subject"); s != "" {
 		f.Subject = s
 	}
-	if s := r.Str(logData, "comments"); s != "" {
-		f.Notes = s
-	}
+	f.Notes = r.Str(logData, "comments")
 	if t := r.firstTime(logData, "startTimestamp", "timestamp"); t != nil {
 		f.Start = t
 	}
 	if d := r.seconds(logData, "duration"); d != nil {
 		f.Duration = d
+	}
+}
+
+// readDisposition reads a disposition's id and name from o, over what an
+// earlier read found.
+func readDisposition(r *reader, o connector.Object, f *facts) {
+	if id := r.ident(o, "dispositionId"); id != "" {
+		f.DispositionID = id
+	}
+	if name := r.Str(o, "dispositionName"); name != "" {
+		f.DispositionName = name
 	}
 }
 
