@@ -242,15 +242,18 @@ func (r *reader) times(o connector.Object, start, end *time.Time, at time.Time) 
 	}
 	ok = ok && v >= 0
 	d := time.Duration(math.Round(v)) * time.Second
+	// A time JSON cannot carry (after year 9999, or before year 0) is not
+	// derived: the stored interaction must encode.
+	storable := func(t time.Time) bool { return t.Year() >= 0 && t.Year() <= 9999 }
 	switch {
 	case end != nil:
-	case start != nil && ok:
+	case start != nil && ok && storable(start.Add(d)):
 		e := start.Add(d)
 		end = &e
 	default:
 		end = &at
 	}
-	if start == nil && ok {
+	if start == nil && ok && storable(end.Add(-d)) {
 		s := end.Add(-d)
 		start = &s
 	}

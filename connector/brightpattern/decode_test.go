@@ -248,6 +248,7 @@ func TestDecode_Times(t *testing.T) {
 		{"OnlyStart", `"startTime":1795272000`, "2026-11-21T14:40:00Z", "2026-11-21T15:00:00Z", 1200},
 		{"EndAndDuration", `"endTime":1795271485,"duration":385`, "2026-11-21T14:25:00Z", "2026-11-21T14:31:25Z", 385},
 		{"Nothing", ``, "", "2026-11-21T15:00:00Z", 0},
+		{"EndPastYear9999", `"startTime":253402300799000,"duration":100`, "9999-12-31T23:59:59Z", "2026-11-21T15:00:00Z", 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
