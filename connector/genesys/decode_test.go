@@ -50,6 +50,7 @@ func TestDecode_Err(t *testing.T) {
 		{"SourceUnknown", `{"source":"pubsub","data":{}}`, connector.ErrBadPayload, `source: want "gws"`},
 		{"SourceNotString", `{"source":true}`, connector.ErrBadPayload, "source: want string, got boolean"},
 		{"ReceivedAtNotTime", `{"event":"interaction","receivedAt":"yesterday","data":{}}`, connector.ErrBadPayload, "receivedAt: want an RFC 3339 time"},
+		{"ReceivedAtYear10000", `{"event":"interaction","receivedAt":"9999-12-31T23:00:00-02:00","data":{}}`, connector.ErrBadPayload, "receivedAt: 10000-01-01T01:00:00Z is out of range"},
 		{"ReceivedAtNumber", `{"event":"interaction","receivedAt":1795271100000,"data":{}}`, connector.ErrBadPayload, "receivedAt: want string, got number"},
 		{"AgentNotObject", `{"event":"interaction","agent":"jdoe","data":{}}`, connector.ErrBadPayload, "agent: want object, got string"},
 		{"AgentFirstNameNumber", `{"event":"interaction","agent":{"firstName":7},"data":{}}`, connector.ErrBadPayload, "agent.firstName: want string, got number"},

@@ -137,7 +137,12 @@ func (d Decoder) receivedAt(r *reader, top connector.Object) time.Time {
 		r.Fail(connector.BadPayload("receivedAt", "want an RFC 3339 time, got %q", connector.Clip(s)))
 		return time.Time{}
 	}
-	return t.UTC()
+	if t = t.UTC(); t.Year() > 9999 {
+		// A zone offset can push 9999-12-31 into a year JSON cannot carry.
+		r.Fail(connector.BadPayload("receivedAt", "%s is out of range", t.Format(time.RFC3339)))
+		return time.Time{}
+	}
+	return t
 }
 
 // track applies o to the interaction's snapshot and fills ev's state and,
