@@ -316,7 +316,7 @@ func (c *compiler) rule(src *source, rs *ruleSpec) *rule {
 	if strings.TrimSpace(rs.key.s) != "" {
 		r.keyProg = c.compile(src, rs.key, where+": key", reflect.String)
 	} else if rs.key.set {
-		c.problem(src, rs.key.at, "%s: key must not be empty; leave it out for the default {platform}:{id}:{rule}", where)
+		c.problem(src, rs.key.at, "%s: key must not be empty; leave it out for the default {platform}:{id}:{leg}:{rule}", where)
 	}
 	for _, fs := range rs.fields {
 		fwhere := fmt.Sprintf("%s: field %s", where, tomlKey(fs.name))
