@@ -5,7 +5,8 @@ package connector
 // what the generic targets send.
 type Activity struct {
 	// Key is the idempotency key: the same Key is the same record, and a
-	// target writes it at most once. By default {platform}:{id}:{rule}.
+	// target writes it at most once. By default {platform}:{id}:{rule},
+	// with the interaction's Leg before the rule when it has one.
 	Key           string `json:"key"`
 	Rule          string `json:"rule"`
 	Target        string `json:"target"`

@@ -78,6 +78,22 @@ type Event struct {
 //     until REMOVED after the interaction was emitted); delete it.
 //   - nil, another error: the snapshot cannot be read (damaged, another
 //     version); leave it, the store's retention purges it.
+//
+// Flush returns one Interaction, the leg that ended first, for callers that
+// store one interaction per flush; a snapshot may hold several unlogged legs
+// (agents of a transferred call), and a caller that deletes the snapshot
+// after Flush loses the others. Such a caller uses LegFlusher.
 type Flusher interface {
 	Flush(state []byte) (*Interaction, error)
+}
+
+// LegFlusher is a Flusher that returns every unlogged leg of a stale
+// snapshot: FlushLegs is Flush with all the legs whose conversation is over
+// and that were not emitted yet, in the order they ended (none when Flush
+// returns none), and the same errors. Each is an Interaction of its own,
+// with its own Leg; the caller stores them all with the deletion of the
+// snapshot.
+type LegFlusher interface {
+	Flusher
+	FlushLegs(state []byte) ([]*Interaction, error)
 }

@@ -26,8 +26,15 @@ const (
 // an admin writes. Every source fills what its platform has; text it does not
 // have is empty and records it does not have are nil.
 type Interaction struct {
-	Platform  string `json:"platform" expr:"platform"`
-	ID        string `json:"id" expr:"id"`
+	Platform string `json:"platform" expr:"platform"`
+	ID       string `json:"id" expr:"id"`
+	// Leg tells apart the agents' legs of one platform interaction: the
+	// agents of a transferred call share its ID (Genesys callUuid, Five9
+	// interactionId), and each one's part is an Interaction of its own.
+	// Sources set it to the agent's id (or login name) when they know the
+	// agent; it is part of the default activity key. Tabs of one agent
+	// give the same Leg, so their duplicates still make one record.
+	Leg       string `json:"leg,omitempty" expr:"leg"`
 	GlobalID  string `json:"globalId,omitempty" expr:"globalId"`
 	Channel   string `json:"channel" expr:"channel"`
 	Direction string `json:"direction" expr:"direction"`

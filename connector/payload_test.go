@@ -22,6 +22,11 @@ func TestParseObject_Err(t *testing.T) {
 		{"String", `"x"`, "bad payload: want a JSON object, got string"},
 		{"Number", `7`, "bad payload: want a JSON object, got number"},
 		{"Null", `null`, "bad payload: want a JSON object, got null"},
+		{"DuplicateTop", `{"event":"callEnded","params":{},"event":"callFinished"}`, "bad payload: event: appears twice; send each member once"},
+		{"DuplicateDeep", `{"data":{"list":[{"a":1},{"a":1,"b":[],"a":2}]}}`, "bad payload: data.list[1].a: appears twice; send each member once"},
+		{"DuplicateEscaped", `{"data":{"id":"1","\u0069d":"2"}}`, "bad payload: data.id: appears twice; send each member once"},
+		{"InvalidUTF8Value", "{\"a\":[1,\"ok\"],\"data\":{\"notes\":[\"fine\",\"caf\xe9\"]}}", "bad payload: data.notes[1]: text that is not valid UTF-8"},
+		{"InvalidUTF8Name", "{\"data\":{\"n\xffme\":1}}", "bad payload: data.n\ufffdme: the member name is not valid UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +64,45 @@ func TestParseObject(t *testing.T) {
 	}
 	if got := o.At("c"); got != "c" {
 		t.Errorf(`At("c") = %q, want "c"`, got)
+	}
+}
+
+// TestParseObject_SameNameApart: the same name in different objects, and
+// UTF-8 text of every width, are fine.
+func TestParseObject_SameNameApart(t *testing.T) {
+	body := `{"a":{"id":1},"b":{"id":2},"c":[{"id":3},{"id":4}],"id":"café 日本 😀"}`
+	if _, err := connector.ParseObject([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckID(t *testing.T) {
+	for _, tt := range []struct{ id, want string }{
+		{"0B2C3D4E5F60718293", ""},
+		{strings.Repeat("x", connector.MaxIDLen), ""},
+		{strings.Repeat("x", connector.MaxIDLen+1), "bad payload: data.interactionId: 129 bytes is longer than an id can be (128)"},
+		{"abc\ndef", "bad payload: data.interactionId: holds the control character U+000A at byte 3"},
+		{"abc\u0085", "bad payload: data.interactionId: holds the control character U+0085 at byte 3"},
+	} {
+		err := connector.CheckID("data.interactionId", tt.id)
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+			t.Errorf("CheckID(%q) = %v, want %q", connector.Clip(tt.id), err, tt.want)
+		}
+	}
+}
+
+func TestReader_ID(t *testing.T) {
+	o := parse(t, `{"ok":" 42 ","long":"`+strings.Repeat("9", 200)+`","nl":"a\u0000b"}`)
+	var r connector.Reader
+	if got := r.ID(o, "ok"); got != "42" || r.Err() != nil {
+		t.Fatalf("ID(ok) = %q, %v", got, r.Err())
+	}
+	if got := r.ID(o, "long"); got != "" || !errors.Is(r.Err(), connector.ErrBadPayload) || !strings.Contains(r.Err().Error(), "long:") {
+		t.Errorf("ID(long) = %q, %v; want a bad payload naming long", got, r.Err())
+	}
+	var r2 connector.Reader
+	if got := r2.ID(o, "nl"); got != "" || !strings.Contains(fmt.Sprint(r2.Err()), "nl: holds the control character U+0000") {
+		t.Errorf("ID(nl) = %q, %v", got, r2.Err())
 	}
 }
 

@@ -24,7 +24,7 @@ type rule struct {
 	name, target, object string
 	when                 string   // as written; "" matches every interaction
 	whenProg             *program // nil: every interaction
-	keyProg              *program // nil: {platform}:{id}:{rule}
+	keyProg              *program // nil: DefaultKey
 	fields               []field  // in file order
 }
 
@@ -84,28 +84,68 @@ func (ev *evaluation) done() { vms.Put(ev.vm) }
 
 // Apply returns the activities each matching rule makes of in, in rule
 // order. It is all or nothing: if any rule fails, it returns no activities
-// and a *RuleError naming the rule and field, so that the event can be kept
-// and mapped again once the rule is fixed.
+// and the first rule's *RuleError, naming the rule and field. ApplyEach
+// keeps the rules that succeed.
 func (s *Set) Apply(in *connector.Interaction) ([]connector.Activity, error) {
+	outs, err := s.ApplyEach(in)
+	if err != nil {
+		return nil, err
+	}
+	var acts []connector.Activity
+	for _, o := range outs {
+		if o.Err != nil {
+			return nil, o.Err
+		}
+		acts = append(acts, o.Activity)
+	}
+	return acts, nil
+}
+
+// An Outcome is what one rule made of an interaction: its activity, or
+// why it failed.
+type Outcome struct {
+	Rule   string // the rule's name
+	Target string // the rule's target
+	// Activity is the rule's record; zero when Err is set.
+	Activity connector.Activity
+	// Err is why the rule failed, a *RuleError naming the rule and the
+	// part of it (when, key or field) that failed.
+	Err error
+}
+
+// ApplyEach maps in rule by rule. It returns an Outcome for each rule that
+// matches in, or that fails deciding whether it does, in rule order: the
+// rule's activity or its error. One rule's failure never keeps back the
+// others' activities: the caller delivers those and keeps each failed rule
+// with its error, to map again once the rule or the data is fixed.
+//
+// rules, when given, limits the run to the rules of those names, such as
+// the ones that failed before; a name no rule has is skipped. The error is
+// for a nil interaction only.
+func (s *Set) ApplyEach(in *connector.Interaction, rules ...string) ([]Outcome, error) {
 	if in == nil {
 		return nil, errors.New("mapping: no interaction to map")
 	}
 	ev := s.evaluate(in)
 	defer ev.done()
-	var out []connector.Activity
+	var out []Outcome
 	for _, r := range s.rules {
-		ok, _, err := ev.match(r)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
+		if len(rules) > 0 && !slices.Contains(rules, r.name) {
 			continue
 		}
-		a, err := ev.activity(r)
-		if err != nil {
-			return nil, err
+		o := Outcome{Rule: r.name, Target: r.target}
+		ok, _, err := ev.match(r)
+		switch {
+		case err != nil:
+			o.Err = err
+		case !ok:
+			continue
+		default:
+			if o.Activity, err = ev.activity(r); err != nil {
+				o.Activity, o.Err = connector.Activity{}, err
+			}
 		}
-		out = append(out, a)
+		out = append(out, o)
 	}
 	return out, nil
 }
@@ -125,7 +165,7 @@ func (ev *evaluation) run(r *rule, p *program, part, fieldName string) (any, err
 	if fieldName != "" {
 		part = "field " + tomlKey(fieldName)
 	}
-	return nil, r.fail(p.offset(from), fieldName, err, "%s: %s", part, polishRuntime(msg))
+	return nil, r.fail(p.offset(from), fieldName, err, "%s: %s", part, polishRuntime(msg, p.Node()))
 }
 
 func (r *rule) fail(off int, fieldName string, err error, format string, args ...any) *RuleError {
@@ -176,9 +216,9 @@ func (ev *evaluation) activity(r *rule) (connector.Activity, error) {
 		a.Key = k
 	} else {
 		if in.Platform == "" || in.ID == "" {
-			return a, r.fail(r.at, "", nil, "key: the interaction has no platform or id, so the default key {platform}:{id}:{rule} would not be unique")
+			return a, r.fail(r.at, "", nil, "key: the interaction has no platform or id, so the default key {platform}:{id}:{leg}:{rule} would not be unique")
 		}
-		a.Key = in.Platform + ":" + in.ID + ":" + r.name
+		a.Key = DefaultKey(in, r.name)
 	}
 	a.Fields = make(map[string]any, len(r.fields))
 	for i := range r.fields {
@@ -209,6 +249,17 @@ func (ev *evaluation) activity(r *rule) (connector.Activity, error) {
 		a.Fields[f.name] = v
 	}
 	return a, nil
+}
+
+// DefaultKey is the key of rule's activity of in when the rule sets none:
+// {platform}:{id}:{rule}, or {platform}:{id}:{leg}:{rule} for an
+// interaction with a Leg, so that each agent of a transferred call, who
+// shares the call's id with the others, gets a record of their own.
+func DefaultKey(in *connector.Interaction, rule string) string {
+	if in.Leg == "" {
+		return in.Platform + ":" + in.ID + ":" + rule
+	}
+	return in.Platform + ":" + in.ID + ":" + in.Leg + ":" + rule
 }
 
 // redactValue redacts v with the [redact] patterns.

@@ -193,17 +193,67 @@ func (c *compiler) polish(msg string) string {
 var (
 	reCannotGet   = regexp.MustCompile(`^cannot get (\S+) from (\S+)$`)
 	reCannotFetch = regexp.MustCompile(`^cannot fetch (\S+) from <nil>$`)
+	reNilMethod   = regexp.MustCompile(`^value method \S+\.(\S+) called using nil \*\S+ pointer$`)
 )
 
-// polishRuntime rewrites expr's run-time messages in an admin's words.
-func polishRuntime(msg string) string {
+// polishRuntime rewrites expr's run-time messages in an admin's words. n
+// is the expression that failed, to name what was missing and suggest a
+// fix that works: ?. guards reading a field, but not calling a method, such
+// as start?.UnixMilli() on a call with no start.
+func polishRuntime(msg string, n ast.Node) string {
 	if m := reCannotGet.FindStringSubmatch(msg); m != nil {
 		return fmt.Sprintf("%s is missing in this interaction, so it has no %s: write %s?.%s to allow that", m[2], m[1], m[2], m[1])
 	}
+	name := ""
 	if m := reCannotFetch.FindStringSubmatch(msg); m != nil {
-		return fmt.Sprintf("cannot get %s from nothing (nil): write ?.%s to allow a missing value", m[1], m[1])
+		name = m[1]
+	} else if m := reNilMethod.FindStringSubmatch(msg); m != nil {
+		name = m[1]
 	}
-	return goTypes.Replace(msg)
+	if name == "" {
+		return goTypes.Replace(msg)
+	}
+	mem := findMember(n, name)
+	if mem == nil {
+		return fmt.Sprintf("cannot get %s from nothing (nil): write ?.%s to allow a missing value", name, name)
+	}
+	recv := mem.Node.String()
+	if strings.ContainsAny(recv, " ") {
+		recv = "(" + recv + ")"
+	}
+	switch {
+	case mem.Method:
+		return fmt.Sprintf("%s is missing in this interaction (nil), so %s() cannot be called on it, and ?. does not guard a method call: write %s != nil ? %s.%s() : nil",
+			recv, name, recv, recv, name)
+	case mem.Optional:
+		return fmt.Sprintf("%s is missing in this interaction (nil): write %s != nil ? %s.%s : nil", recv, recv, recv, name)
+	}
+	return fmt.Sprintf("%s is missing in this interaction (nil), so it has no %s: write %s?.%s to allow a missing value", recv, name, recv, name)
+}
+
+// findMember returns the first access of member or method name in n.
+func findMember(n ast.Node, name string) *ast.MemberNode {
+	if n == nil {
+		return nil
+	}
+	v := &memberFinder{name: name}
+	ast.Walk(&n, v)
+	return v.found
+}
+
+type memberFinder struct {
+	name  string
+	found *ast.MemberNode
+}
+
+func (v *memberFinder) Visit(n *ast.Node) {
+	m, ok := (*n).(*ast.MemberNode)
+	if !ok || v.found != nil {
+		return
+	}
+	if p, ok := m.Property.(*ast.StringNode); ok && p.Value == v.name {
+		v.found = m
+	}
 }
 
 // recordTypes are the Interaction's record types, by Go name.
@@ -266,7 +316,7 @@ func (c *compiler) rule(src *source, rs *ruleSpec) *rule {
 	if strings.TrimSpace(rs.key.s) != "" {
 		r.keyProg = c.compile(src, rs.key, where+": key", reflect.String)
 	} else if rs.key.set {
-		c.problem(src, rs.key.at, "%s: key must not be empty; leave it out for the default {platform}:{id}:{rule}", where)
+		c.problem(src, rs.key.at, "%s: key must not be empty; leave it out for the default {platform}:{id}:{leg}:{rule}", where)
 	}
 	for _, fs := range rs.fields {
 		fwhere := fmt.Sprintf("%s: field %s", where, tomlKey(fs.name))

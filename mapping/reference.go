@@ -128,6 +128,7 @@ var fieldDocs = map[string]string{
 	"dnis":             "the called number",
 	"phone":            "the customer's phone number, when the platform gives one besides ani and dnis",
 	"email":            "the customer's email address, for email interactions",
+	"leg":              "the agent's leg of the interaction (the agent's id): each agent of a transferred call gets their own interaction, with the same id and their own leg",
 	"agent":            "the agent who handled the interaction",
 	"agent.id":         "the agent's id on the platform",
 	"agent.name":       "the agent's full name",

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -61,6 +62,16 @@ func NewDB(path string) *DB {
 func (db *DB) Open() error {
 	if db.Path == "" {
 		return errors.New("open outbox: path required")
+	}
+	// The outbox holds phone numbers and notes: only the daemon's user may
+	// read it. SQLite creates the -wal and -shm files with the database
+	// file's mode, so creating that one 0600 covers all three.
+	f, err := os.OpenFile(db.Path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open outbox: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("open outbox: %w", err)
 	}
 	base := "file:" + (&url.URL{Path: db.Path}).EscapedPath()
 	busy := "_pragma=busy_timeout(" + strconv.FormatInt(db.BusyTimeout.Milliseconds(), 10) + ")"

@@ -2,8 +2,10 @@ package outbox_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -252,6 +254,30 @@ func TestDB_ReopenKeepsData(t *testing.T) {
 	defer db.Close()
 	if got := mustList(t, db, outbox.Filter{}); len(got) != 1 {
 		t.Fatalf("after reopen: %d deliveries, want 1", len(got))
+	}
+}
+
+// TestDB_FilesPrivate: the database and its -wal and -shm files hold
+// phone numbers and notes, and only the daemon's user may read them, even
+// under a permissive umask.
+func TestDB_FilesPrivate(t *testing.T) {
+	old := syscall.Umask(0o002)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "o.db")
+	db := outbox.NewDB(path)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustAccept(t, db, "e1", "crm", "k1") // the WAL exists once written
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
 	}
 }
 

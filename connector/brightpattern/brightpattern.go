@@ -11,6 +11,13 @@
 // notes are final; it is stored but, unless Decoder.LogOnEnd is set, produces
 // no activity.
 //
+// startTime, endTime and duration are optional: the end is then start plus
+// duration, or the bridge's receivedAt stamp (or Decoder.Now for an event
+// without one), so that every interaction has an end. Each agent who saves
+// a record for an interaction (a transfer) makes an event and an
+// Interaction of their own: the agent's id is in Event.Key and is
+// Interaction.Leg.
+//
 // Decoding is strict about the fields it reads (a wrong JSON type is an error
 // naming the dotted path, such as data.startTime) and tolerant of everything
 // else, because Bright Pattern adds fields between releases.
@@ -43,13 +50,17 @@ type Decoder struct {
 	// acknowledged with a nil Interaction. Set it for deployments where the
 	// save-activity callback is not configured in Bright Pattern.
 	LogOnEnd bool
+	// Now is the time an event without the bridge's receivedAt stamp is
+	// received, the end of an interaction that gives no end of its own;
+	// nil is time.Now.
+	Now func() time.Time
 }
 
 // Decode decodes one posted event. Errors wrap connector.ErrBadPayload when
 // the body is not JSON or not the bridge's shape, naming the field at fault,
 // and connector.ErrUnknownEvent when the event name is not one of the known
-// ones. The Event's Key is <event>:<interactionId>, so the same event for the
-// same interaction posted from two browser tabs is one event.
+// ones. The Event's Key is <event>:<interactionId>[:<agentId>], so the same
+// event for the same interaction posted from two browser tabs is one event.
 //
 // Bright Pattern sends the whole interaction in one event, so Decode keeps no
 // state and never calls state.
@@ -71,14 +82,8 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 		return connector.Event{}, fmt.Errorf("%w %q: known events are %s and %s",
 			connector.ErrUnknownEvent, connector.Clip(name), EventSaveActivityRecord, EventInteractionEnd)
 	}
-	agentID := r.Str(top, "agentId")
-	// receivedAt is only checked: the platform's own start and end times are
-	// what the activity records, but a malformed stamp means a broken bridge.
-	if at := r.Str(top, "receivedAt"); at != "" {
-		if _, err := time.Parse(time.RFC3339, at); err != nil {
-			r.Fail(connector.BadPayload("receivedAt", "want an RFC 3339 time, got %q", connector.Clip(at)))
-		}
-	}
+	agentID := r.ID(top, "agentId")
+	at := d.receivedAt(&r, top)
 	data, ok := r.Obj(top, "data")
 	if r.Err() != nil {
 		return connector.Event{}, r.Err()
@@ -86,25 +91,49 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 	if !ok {
 		return connector.Event{}, connector.BadPayload("data", "required")
 	}
-	in, err := normalize(data, agentID)
+	in, err := normalize(data, agentID, at)
 	if err != nil {
 		return connector.Event{}, err
 	}
 	ev := connector.Event{Platform: Platform, Type: name, Key: name + ":" + in.ID}
+	if in.Leg != "" {
+		// Each agent who handled the interaction saves their own record.
+		ev.Key += ":" + in.Leg
+	}
 	if name == EventSaveActivityRecord || d.LogOnEnd {
 		ev.Interaction = in
 	}
 	return ev, nil
 }
 
+// receivedAt reads the bridge's stamp: when the event reached the browser,
+// the end of an interaction that gives none. Without it, the time of
+// decoding stands in.
+func (d Decoder) receivedAt(r *reader, top connector.Object) time.Time {
+	s := r.Str(top, "receivedAt")
+	if s == "" {
+		if d.Now != nil {
+			return d.Now().UTC()
+		}
+		return time.Now().UTC()
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil || t.Year() < 0 || t.UTC().Year() > 9999 {
+		r.Fail(connector.BadPayload("receivedAt", "want an RFC 3339 time, got %q", connector.Clip(s)))
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
 // normalize maps InteractionData onto the normalized Interaction (DESIGN.md
 // section 3). agentID is the bridge's top-level agentId, which wins over
-// data.agentId because the bridge reads it from the logged-in session.
-func normalize(data connector.Object, agentID string) (*connector.Interaction, error) {
+// data.agentId because the bridge reads it from the logged-in session. at
+// is when the event was received.
+func normalize(data connector.Object, agentID string, at time.Time) (*connector.Interaction, error) {
 	var r reader
 	in := &connector.Interaction{Platform: Platform, Raw: data.Raw()}
 
-	in.ID = r.Str(data, "interactionId")
+	in.ID = r.ID(data, "interactionId")
 	if in.ID == "" && r.Err() == nil {
 		return nil, connector.BadPayload("data.interactionId", "required")
 	}
@@ -122,15 +151,16 @@ func normalize(data connector.Object, agentID string) (*connector.Interaction, e
 	in.Phone = r.Str(data, "phoneNumber")
 	in.Email = r.Str(data, "email")
 
-	in.Agent.ID = r.Str(data, "agentId")
+	in.Agent.ID = r.ID(data, "agentId")
 	if agentID != "" {
 		in.Agent.ID = agentID
 	}
+	in.Leg = in.Agent.ID
 	in.Queue = r.Str(data, "service")
 
 	in.Start = r.time(data, "startTime")
 	in.End = r.time(data, "endTime")
-	in.Duration = r.duration(data, in.Start, in.End)
+	in.Start, in.End, in.Duration = r.times(data, in.Start, in.End, at)
 
 	if name := r.Str(data, "disposition"); name != "" {
 		in.Disposition = &connector.Disposition{Name: name}
@@ -197,21 +227,43 @@ func (r *reader) time(o connector.Object, name string) *time.Time {
 	return &t
 }
 
-// duration reads the duration in seconds, falling back to end minus start
-// when it is absent or negative, and is never negative.
-func (r *reader) duration(o connector.Object, start, end *time.Time) int {
+// times completes start and end, which InteractionData may leave out
+// (all three are optional), and reads the duration in seconds. The end is
+// never missing: without endTime it is start plus duration, or else at,
+// when the event was received (ON_SAVE_ACTIVITY_RECORD comes after
+// wrap-up, so that is a little late). The start is missing only when
+// neither startTime nor duration says it. The duration falls back to end
+// minus start when it is absent or negative, and is never negative.
+func (r *reader) times(o connector.Object, start, end *time.Time, at time.Time) (*time.Time, *time.Time, int) {
 	v, ok := r.Num(o, "duration")
 	if ok && v > maxDuration {
 		r.Fail(connector.BadPayload(o.At("duration"), "%v seconds is out of range", v))
-		return 0
+		return nil, nil, 0
 	}
-	if ok && v >= 0 {
-		return int(math.Round(v))
+	ok = ok && v >= 0
+	d := time.Duration(math.Round(v)) * time.Second
+	// A time JSON cannot carry (after year 9999, or before year 0) is not
+	// derived: the stored interaction must encode.
+	storable := func(t time.Time) bool { return t.Year() >= 0 && t.Year() <= 9999 }
+	switch {
+	case end != nil:
+	case start != nil && ok && storable(start.Add(d)):
+		e := start.Add(d)
+		end = &e
+	default:
+		end = &at
 	}
-	if start == nil || end == nil || end.Before(*start) {
-		return 0
+	if start == nil && ok && storable(end.Add(-d)) {
+		s := end.Add(-d)
+		start = &s
 	}
-	return int(end.Sub(*start).Round(time.Second) / time.Second)
+	switch {
+	case ok:
+		return start, end, int(math.Round(v))
+	case start == nil || end.Before(*start):
+		return start, end, 0
+	}
+	return start, end, int(end.Sub(*start).Round(time.Second) / time.Second)
 }
 
 // parties reads callParties; their id is the platform's leg id, which no CRM

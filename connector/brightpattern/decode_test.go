@@ -47,7 +47,7 @@ func TestDecode_Golden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ev, err := brightpattern.Decoder{}.Decode(body, nil)
+			ev, err := brightpattern.Decoder{Now: func() time.Time { return testNow }}.Decode(body, nil)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -109,6 +109,11 @@ func TestDecode_Err(t *testing.T) {
 		{"NotObject", `["ON_SAVE_ACTIVITY_RECORD"]`, connector.ErrBadPayload, "want a JSON object, got array"},
 		{"Null", `null`, connector.ErrBadPayload, "want a JSON object, got null"},
 		{"EventMissing", `{"data":{"interactionId":"i1","type":"voice"}}`, connector.ErrBadPayload, "event: required"},
+		{"IDHuge", hdr + `{"interactionId":"` + strings.Repeat("7", 100<<10) + `","type":"voice"}}`, connector.ErrBadPayload, "data.interactionId: 102400 bytes is longer than an id can be (128)"},
+		{"IDControl", hdr + `{"interactionId":"i\r\n1","type":"voice"}}`, connector.ErrBadPayload, "data.interactionId: holds the control character U+000D"},
+		{"AgentIDControl", `{"event":"ON_SAVE_ACTIVITY_RECORD","agentId":"a\u00001","data":{"interactionId":"i1","type":"voice"}}`, connector.ErrBadPayload, "agentId: holds the control character U+0000"},
+		{"EventTwice", `{"event":"ON_INTERACTION_END","data":{"interactionId":"i1","type":"voice"},"event":"ON_SAVE_ACTIVITY_RECORD"}`, connector.ErrBadPayload, "event: appears twice"},
+		{"DescriptionNotUTF8", withData("\"description\":\"\xed\xa0\x80\""), connector.ErrBadPayload, "data.description: text that is not valid UTF-8"},
 		{"EventBlank", `{"event":"  ","data":{}}`, connector.ErrBadPayload, "event: required"},
 		{"EventNotString", `{"event":7,"data":{}}`, connector.ErrBadPayload, "event: want string, got number"},
 		{"EventUnknown", `{"event":"ON_CALL_STARTED","data":{}}`, connector.ErrUnknownEvent, `"ON_CALL_STARTED"`},
@@ -190,7 +195,7 @@ func TestDecoder_LogOnEnd(t *testing.T) {
 		if got := ev.Interaction != nil; got != tt.wantIn {
 			t.Errorf("LogOnEnd=%v %s: got Interaction %v, want %v", tt.logOnEnd, tt.event, got, tt.wantIn)
 		}
-		if want := tt.event + ":i1"; ev.Key != want || ev.Type != tt.event || ev.Platform != "brightpattern" {
+		if want := tt.event + ":i1:a1"; ev.Key != want || ev.Type != tt.event || ev.Platform != "brightpattern" {
 			t.Errorf("LogOnEnd=%v %s: got %q %q %q, want Key %q", tt.logOnEnd, tt.event, ev.Platform, ev.Type, ev.Key, want)
 		}
 	}
@@ -201,7 +206,7 @@ func TestDecoder_LogOnEnd(t *testing.T) {
 func decodeData(t *testing.T, members string) *connector.Interaction {
 	t.Helper()
 	body := `{"event":"ON_SAVE_ACTIVITY_RECORD","data":{"interactionId":"i1",` + members + `}}`
-	ev, err := brightpattern.Decoder{}.Decode([]byte(body), nil)
+	ev, err := brightpattern.Decoder{Now: func() time.Time { return testNow }}.Decode([]byte(body), nil)
 	if err != nil {
 		t.Fatalf("Decode(%s): %v", body, err)
 	}
@@ -235,12 +240,19 @@ func TestDecode_Times(t *testing.T) {
 		{"DurationWins", `"startTime":1795271100,"endTime":1795271485,"duration":370.6`, "2026-11-21T14:25:00Z", "2026-11-21T14:31:25Z", 371},
 		{"NegativeDurationFallsBack", `"startTime":1795271100,"endTime":1795271485,"duration":-1`, "2026-11-21T14:25:00Z", "2026-11-21T14:31:25Z", 385},
 		{"EndBeforeStart", `"startTime":1795271485,"endTime":1795271100`, "2026-11-21T14:31:25Z", "2026-11-21T14:25:00Z", 0},
-		{"ZeroIsUnset", `"startTime":0,"endTime":null`, "", "", 0},
-		{"OnlyDuration", `"duration":12`, "", "", 12},
+		// The end is never missing: without endTime, it is start plus
+		// duration, or else when the event was received.
+		{"ZeroIsUnset", `"startTime":0,"endTime":null`, "", "2026-11-21T15:00:00Z", 0},
+		{"OnlyDuration", `"duration":12`, "2026-11-21T14:59:48Z", "2026-11-21T15:00:00Z", 12},
+		{"StartAndDuration", `"startTime":1795271100,"duration":385`, "2026-11-21T14:25:00Z", "2026-11-21T14:31:25Z", 385},
+		{"OnlyStart", `"startTime":1795272000`, "2026-11-21T14:40:00Z", "2026-11-21T15:00:00Z", 1200},
+		{"EndAndDuration", `"endTime":1795271485,"duration":385`, "2026-11-21T14:25:00Z", "2026-11-21T14:31:25Z", 385},
+		{"Nothing", ``, "", "2026-11-21T15:00:00Z", 0},
+		{"EndPastYear9999", `"startTime":253402300799000,"duration":100`, "9999-12-31T23:59:59Z", "2026-11-21T15:00:00Z", 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := decodeData(t, `"type":"voice",`+tt.members)
+			in := decodeData(t, `"type":"voice"`+strings.TrimSuffix(","+tt.members, ","))
 			if got := fmtTime(in.Start); got != tt.wantStart {
 				t.Errorf("Start = %q, want %q", got, tt.wantStart)
 			}
@@ -251,6 +263,22 @@ func TestDecode_Times(t *testing.T) {
 				t.Errorf("Duration = %d, want %d", in.Duration, tt.wantDuration)
 			}
 		})
+	}
+}
+
+// testNow is the receipt time of events without receivedAt.
+var testNow = time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC)
+
+// TestDecode_ReceivedAtIsTheEnd: the smallest event the API allows (the
+// required members only, no times) still has an end, the bridge's stamp.
+func TestDecode_ReceivedAtIsTheEnd(t *testing.T) {
+	body := `{"event":"ON_SAVE_ACTIVITY_RECORD","agentId":"a1","receivedAt":"2026-11-21T14:31:40Z","data":{"interactionId":"i1","state":"completed","type":"voice","subject":"","associatedObjects":{},"callParties":[],"callMuted":false,"callRecording":false,"attachedData":{}}}`
+	ev, err := brightpattern.Decoder{Now: func() time.Time { return testNow }}.Decode([]byte(body), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := ev.Interaction; fmtTime(in.End) != "2026-11-21T14:31:40Z" || in.Start != nil || in.Duration != 0 {
+		t.Errorf("start %v, end %v, duration %d; want no start, the stamp as end, 0", in.Start, in.End, in.Duration)
 	}
 }
 
@@ -332,7 +360,23 @@ func TestDecode_SameKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Key != b.Key || a.Key != "ON_SAVE_ACTIVITY_RECORD:i1" {
-		t.Errorf("keys %q and %q, want both ON_SAVE_ACTIVITY_RECORD:i1", a.Key, b.Key)
+	if a.Key != b.Key || a.Key != "ON_SAVE_ACTIVITY_RECORD:i1:a1" {
+		t.Errorf("keys %q and %q, want both ON_SAVE_ACTIVITY_RECORD:i1:a1", a.Key, b.Key)
+	}
+}
+
+// TestDecode_EachAgentsRecord: when two agents save a record for the same
+// interaction (a transfer), each is an event and a leg of its own.
+func TestDecode_EachAgentsRecord(t *testing.T) {
+	var keys, legs []string
+	for _, agent := range []string{"a1", "a2"} {
+		ev, err := brightpattern.Decoder{}.Decode([]byte(`{"event":"ON_SAVE_ACTIVITY_RECORD","agentId":"`+agent+`","data":{"interactionId":"i1","type":"voice"}}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, legs = append(keys, ev.Key), append(legs, ev.Interaction.Leg)
+	}
+	if keys[0] == keys[1] || legs[0] != "a1" || legs[1] != "a2" {
+		t.Errorf("keys %q, legs %q: want distinct keys and each agent's leg", keys, legs)
 	}
 }

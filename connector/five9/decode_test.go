@@ -11,10 +11,16 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/connector/five9"
 )
+
+// testNow is the receipt time of events without receivedAt.
+var testNow = time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC)
+
+var testDecoder = five9.Decoder{Now: func() time.Time { return testNow }}
 
 var update = flag.Bool("update", false, "rewrite testdata/*.want.json from the decoder's output")
 
@@ -46,7 +52,7 @@ type step struct {
 func (d *daemon) post(line int, body []byte) (step, *connector.Interaction) {
 	d.t.Helper()
 	var loads []string
-	ev, err := five9.Decoder{}.Decode(body, func(key string) ([]byte, error) {
+	ev, err := testDecoder.Decode(body, func(key string) ([]byte, error) {
 		loads = append(loads, key)
 		return d.states[key], nil
 	})
@@ -266,13 +272,16 @@ func TestDecode_Err(t *testing.T) {
 		{"IDMissingObjectSelected", `{"event":"objectSelected","params":{"interactionType":"Call"}}`, connector.ErrBadPayload, "params.interactionData.interactionId: required"},
 		{"IDBlank", `{"event":"callEnded","params":{"callData":{"interactionId":"  "}}}`, connector.ErrBadPayload, "params.callData.interactionId: required"},
 		{"IDNumber", `{"event":"callEnded","params":{"callData":{"interactionId":12}}}`, connector.ErrBadPayload, "params.callData.interactionId: want string, got number"},
-		{"IDTooLong", `{"event":"callEnded","params":{"callData":{"interactionId":"` + strings.Repeat("A", 201) + `"}}}`, connector.ErrBadPayload, "longer than 200 bytes"},
+		{"IDTooLong", `{"event":"callEnded","params":{"callData":{"interactionId":"` + strings.Repeat("A", 129) + `"}}}`, connector.ErrBadPayload, "params.callData.interactionId: 129 bytes is longer than an id can be (128)"},
+		{"IDControl", `{"event":"callEnded","params":{"callData":{"interactionId":"i1\u0007x"}}}`, connector.ErrBadPayload, "params.callData.interactionId: holds the control character U+0007"},
+		{"EventTwice", `{"event":"callEnded","params":{"callData":{"interactionId":"i1"}},"event":"callFinished"}`, connector.ErrBadPayload, "event: appears twice"},
+		{"CAVNotUTF8", withCall(",\"cavs\":[{\"name\":\"n\",\"value\":\"caf\xe9\"}]"), connector.ErrBadPayload, "cavs[0].value: text that is not valid UTF-8"},
 		{"InteractionTypeNumber", `{"event":"objectSelected","params":{"interactionType":1,"interactionData":{"interactionId":"i1"}}}`, connector.ErrBadPayload, "params.interactionType: want string, got number"},
 		{"ReceivedAtNotTime", withCall(`,"receivedAt":"yesterday"`), connector.ErrBadPayload, "receivedAt: want an RFC 3339 time"},
 		{"ReceivedAtYear10000", withCall(`,"receivedAt":"9999-12-31T23:00:00-02:00"`), connector.ErrBadPayload, "receivedAt: 10000-01-01T01:00:00Z is out of range"},
 		{"MetadataString", withCall(`,"metadata":"138592"`), connector.ErrBadPayload, "metadata: want object, got string"},
 		{"AgentIDBool", withCall(`,"metadata":{"agentId":true}`), connector.ErrBadPayload, "metadata.agentId: want string or number, got boolean"},
-		{"AgentIDTooLong", withCall(`,"metadata":{"agentId":"` + strings.Repeat("a", 201) + `"}`), connector.ErrBadPayload, "metadata.agentId: longer than 200 bytes"},
+		{"AgentIDTooLong", withCall(`,"metadata":{"agentId":"` + strings.Repeat("a", 201) + `"}`), connector.ErrBadPayload, "metadata.agentId: 201 bytes is longer than an id can be"},
 		{"TenantIDObject", withCall(`,"metadata":{"tenantId":{}}`), connector.ErrBadPayload, "metadata.tenantId: want string or number, got object"},
 		{"ANINumberOK", withData(`"ani":4155550142,"dnis":[]`), connector.ErrBadPayload, "params.callData.dnis: want string or number, got array"},
 		{"CallTypeNumber", withData(`"callType":1`), connector.ErrBadPayload, "params.callData.callType: want string, got number"},
@@ -478,6 +487,7 @@ func TestDecode_CAVBounds(t *testing.T) {
 	if in == nil {
 		t.Fatal("no interaction")
 	}
+	delete(in.Attached, five9.FlagNoDisposition)
 	if len(in.Attached) != 1000 || in.Attached["G.n999"] != "v" || in.Attached["G.n1000"] != nil || in.Attached["Big.blob"] != nil {
 		t.Errorf("Attached has %d entries, want the first 1000", len(in.Attached))
 	}

@@ -54,7 +54,19 @@
 // a CAV; id, type or label, name, isWho, isWhat on a CRM object. Times are
 // read from timestamp or startTimestamp (epoch seconds or milliseconds, or
 // RFC 3339) and duration (seconds) when present, and otherwise from the
-// bridge's receivedAt stamps.
+// bridge's receivedAt stamps, or, for an event without one, the time
+// Decoder.Now says it was received: every interaction has an end, and a
+// start when an event before its *Finished was seen.
+//
+// The disposition is read from the log data and from the top level of
+// params (the SDK does not document which, and both occur), its name or id
+// completed from the disposition list; an interaction without one is
+// flagged with FlagNoDisposition. A CAV is keyed group.name, unless its
+// name carries its group already. The one number the SDK gives fills ani
+// of an inbound call and dnis of an outbound one when those are not set.
+//
+// Each agent's leg of a transferred call, which keeps its interactionId, is
+// an Interaction of its own, with the agent's id as Interaction.Leg.
 //
 // Decoding is strict about the fields it reads (a wrong JSON type is an
 // error naming the dotted path, such as params.callData.ani) and ignores all
@@ -132,14 +144,14 @@ var eventSpecs = map[string]eventSpec{
 	"objectSelected":   {},
 }
 
-// maxIDLen bounds the interaction and agent ids, which go into event and
-// snapshot keys. Five9's are 32 hex digits and a number.
-const maxIDLen = 200
-
 // Decoder turns Five9 CRM SDK events into connector.Events. Its zero value is
 // ready to use; it keeps no state of its own, all of it goes through the
 // StateFunc, so one Decoder serves any number of requests at once.
-type Decoder struct{}
+type Decoder struct {
+	// Now is the time an event without the bridge's receivedAt stamp is
+	// received, which stands in for it; nil is time.Now.
+	Now func() time.Time
+}
 
 // Decode decodes one posted event. Errors wrap connector.ErrBadPayload when
 // the body is not JSON or not the bridge's shape, naming the field at fault,
@@ -169,7 +181,7 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 			connector.ErrUnknownEvent, connector.Clip(name), strings.Join(knownEvents, ", "))
 	}
 
-	ev, err := read(&r, top, name, spec)
+	ev, err := read(&r, top, name, spec, d.now())
 	if err != nil {
 		return connector.Event{}, err
 	}
@@ -203,22 +215,34 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 	return out, nil
 }
 
+// now is the receipt time.
+func (d Decoder) now() time.Time {
+	if d.Now != nil {
+		return d.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
 // event is one decoded post.
 type event struct {
 	family   string
 	id       string
 	key      string
 	stateKey string
-	// receivedAt is the bridge's stamp, or nil.
+	// receivedAt is the bridge's stamp, or else when the daemon received
+	// the event: Five9's events carry no time of their own.
 	receivedAt *time.Time
 	facts      *facts
 }
 
 // read decodes everything an event carries, before any state is loaded, so
 // that a bad payload never takes the interaction's lock.
-func read(r *reader, top connector.Object, name string, spec eventSpec) (*event, error) {
+func read(r *reader, top connector.Object, name string, spec eventSpec, now time.Time) (*event, error) {
 	ev := &event{family: spec.family}
 	ev.receivedAt = r.stamp(top, "receivedAt")
+	if ev.receivedAt == nil {
+		ev.receivedAt = &now
+	}
 
 	meta, _ := r.Obj(top, "metadata")
 	agentID := r.ident(meta, "agentId")
@@ -247,16 +271,19 @@ func read(r *reader, top connector.Object, name string, spec eventSpec) (*event,
 	if ev.id == "" {
 		return nil, connector.BadPayload(idIn.At("interactionId"), "required")
 	}
-	if len(ev.id) > maxIDLen {
-		return nil, connector.BadPayload(idIn.At("interactionId"), "longer than %d bytes", maxIDLen)
+	if err := connector.CheckID(idIn.At("interactionId"), ev.id); err != nil {
+		return nil, err
 	}
-	if len(agentID) > maxIDLen {
-		return nil, connector.BadPayload("metadata.agentId", "longer than %d bytes", maxIDLen)
+	if err := connector.CheckID("metadata.agentId", agentID); err != nil {
+		return nil, err
 	}
 
 	f := &facts{ID: ev.id, Events: []string{name}, AgentID: agentID, TenantID: tenantID, Transferred: spec.transferred}
 	f.Channel = channelOf(ev.family)
 	readData(r, data, f)
+	// Where the disposition is depends on the callback: the log data, or
+	// the top level of params; the log data wins.
+	readDisposition(r, params, f)
 	readLog(r, logData, f)
 	f.addCAVs(readCAVs(r, top, "cavs", &f.CAVsDropped), false)
 	f.Dispositions = readDispositions(r, top, "dispositions")
@@ -361,8 +388,7 @@ func readData(r *reader, data connector.Object, f *facts) {
 // readLog reads CallLogData, ChatLogData or EmailLogData: what the agent
 // chose at wrap-up.
 func readLog(r *reader, logData connector.Object, f *facts) {
-	f.DispositionID = r.ident(logData, "dispositionId")
-	f.DispositionName = r.Str(logData, "dispositionName")
+	readDisposition(r, logData, f)
 	if s := r.Str(logData, "subject"); s != "" {
 		f.Subject = s
 	}
@@ -372,6 +398,17 @@ func readLog(r *reader, logData connector.Object, f *facts) {
 	}
 	if d := r.seconds(logData, "duration"); d != nil {
 		f.Duration = d
+	}
+}
+
+// readDisposition reads a disposition's id and name from o, over what an
+// earlier read found.
+func readDisposition(r *reader, o connector.Object, f *facts) {
+	if id := r.ident(o, "dispositionId"); id != "" {
+		f.DispositionID = id
+	}
+	if name := r.Str(o, "dispositionName"); name != "" {
+		f.DispositionName = name
 	}
 }
 
@@ -392,7 +429,9 @@ func readCAVs(r *reader, top connector.Object, member string, dropped *int) []ca
 			continue
 		}
 		key := name
-		if group != "" {
+		if group != "" && !strings.HasPrefix(name, group+".") {
+			// Some domains name a CAV "Call.Comments" in group "Call"
+			// already.
 			key = group + "." + name
 		}
 		if value == nil {

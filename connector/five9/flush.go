@@ -14,6 +14,11 @@ const (
 	FlagIncomplete = "ctibridge_incomplete"
 	// FlagFlushed says why Flush emitted the interaction.
 	FlagFlushed = "ctibridge_flushed"
+	// FlagNoDisposition is true when the interaction ended without a
+	// disposition: none in the wrap-up's log data or params, so the agent
+	// chose none or the bridge could not see it. A mapping can log it as
+	// such rather than with a blank outcome.
+	FlagNoDisposition = "ctibridge_no_disposition"
 )
 
 // flushReason is FlagFlushed's value.
@@ -55,4 +60,15 @@ func (d Decoder) Flush(state []byte) (*connector.Interaction, error) {
 	in.Attached[FlagIncomplete] = true
 	in.Attached[FlagFlushed] = flushReason
 	return in, nil
+}
+
+// FlushLegs implements connector.LegFlusher. A Five9 snapshot is one
+// agent's leg (it is keyed by interaction id and agent id), so it returns
+// what Flush returns, as a list of one.
+func (d Decoder) FlushLegs(state []byte) ([]*connector.Interaction, error) {
+	in, err := d.Flush(state)
+	if in == nil {
+		return nil, err
+	}
+	return []*connector.Interaction{in}, err
 }

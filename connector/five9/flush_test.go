@@ -55,6 +55,20 @@ func TestFlush_EndedNeverFinished(t *testing.T) {
 	}
 }
 
+// TestFlushLegs: a Five9 snapshot is one agent's leg, flushed as a list of
+// one with the agent as its leg; a leg in progress is none.
+func TestFlushLegs(t *testing.T) {
+	var _ connector.LegFlusher = Decoder{}
+	legs, err := Decoder{}.FlushLegs(snapshotUntil(t, "callFinished"))
+	if err != nil || len(legs) != 1 || legs[0].Leg == "" || legs[0].Leg != legs[0].Agent.ID {
+		t.Fatalf("FlushLegs = %v, %v; want one leg, the agent's", legs, err)
+	}
+	legs, err = Decoder{}.FlushLegs(snapshotUntil(t, "callEnded"))
+	if legs != nil || !errors.Is(err, connector.ErrInProgress) {
+		t.Errorf("FlushLegs of a call in progress = %v, %v", legs, err)
+	}
+}
+
 func TestFlush_Accepted(t *testing.T) {
 	in, err := Decoder{}.Flush(snapshotUntil(t, "callEnded"))
 	if in != nil || !errors.Is(err, connector.ErrInProgress) {

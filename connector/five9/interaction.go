@@ -24,6 +24,7 @@ func (ev *event) interaction(snap *facts, snapErr error, stored, body []byte) (*
 	in := &connector.Interaction{
 		Platform:  Platform,
 		ID:        ev.id,
+		Leg:       f.AgentID,
 		Channel:   channel,
 		Direction: direction(channel, f.CallType),
 		ANI:       f.ANI,
@@ -36,13 +37,27 @@ func (ev *event) interaction(snap *facts, snapErr error, stored, body []byte) (*
 		Notes:     f.Notes,
 	}
 	// number is the customer's number; for a call between agents the SDK
-	// gives "agent:<name>" instead, which is no phone number.
+	// gives "agent:<name>" instead, which is no phone number. It is the
+	// one number Five9 always gives: the caller's of an inbound call, the
+	// number dialed of an outbound one.
 	if !strings.Contains(f.Number, ":") {
 		in.Phone = f.Number
+		switch {
+		case in.ANI == "" && in.Direction == connector.DirectionInbound:
+			in.ANI = f.Number
+		case in.DNIS == "" && in.Direction == connector.DirectionOutbound:
+			in.DNIS = f.Number
+		}
 	}
 	in.Start, in.End, in.Duration = times(f, ev.receivedAt)
 	in.Disposition = f.disposition()
 	in.Attached = f.attached()
+	if in.Disposition == nil {
+		if in.Attached == nil {
+			in.Attached = map[string]any{}
+		}
+		in.Attached[FlagNoDisposition] = true
+	}
 	in.Who, in.What, in.Objects = whoWhat(f.NameObject, f.RelatedToObject)
 	raw, err := rawOf(body, snap, stored, snapErr, f.CAVsDropped)
 	if err != nil {

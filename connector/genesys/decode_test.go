@@ -50,10 +50,17 @@ func TestDecode_Err(t *testing.T) {
 		{"SourceUnknown", `{"source":"pubsub","data":{}}`, connector.ErrBadPayload, `source: want "gws"`},
 		{"SourceNotString", `{"source":true}`, connector.ErrBadPayload, "source: want string, got boolean"},
 		{"ReceivedAtNotTime", `{"event":"interaction","receivedAt":"yesterday","data":{}}`, connector.ErrBadPayload, "receivedAt: want an RFC 3339 time"},
+		{"ReceivedAtYear10000", `{"event":"interaction","receivedAt":"9999-12-31T23:00:00-02:00","data":{}}`, connector.ErrBadPayload, "receivedAt: 10000-01-01T01:00:00Z is out of range"},
 		{"ReceivedAtNumber", `{"event":"interaction","receivedAt":1795271100000,"data":{}}`, connector.ErrBadPayload, "receivedAt: want string, got number"},
 		{"AgentNotObject", `{"event":"interaction","agent":"jdoe","data":{}}`, connector.ErrBadPayload, "agent: want object, got string"},
 		{"AgentFirstNameNumber", `{"event":"interaction","agent":{"firstName":7},"data":{}}`, connector.ErrBadPayload, "agent.firstName: want string, got number"},
 		{"DataMissing", `{"event":"interaction"}`, connector.ErrBadPayload, "data: required"},
+		{"AgentIDControl", string(msg("ADDED", `"callUuid":"CU1"`, `"agent":{"employeeId":"10\n01"}`)), connector.ErrBadPayload, "agent.employeeId: holds the control character U+000A"},
+		{"UsernameTooLong", string(msg("ADDED", `"callUuid":"CU1"`, `"agent":{"username":"`+strings.Repeat("j", 300)+`"}`)), connector.ErrBadPayload, "agent.username: 300 bytes is longer than an id can be"},
+		{"UUIDControl", string(msg("ADDED", `"callUuid":"CU\u001b1"`, jane)), connector.ErrBadPayload, "data.interaction.callUuid: holds the control character U+001B"},
+		{"UUIDTooLong", string(msg("ADDED", `"interactionUUID":"`+strings.Repeat("u", 129)+`"`, jane)), connector.ErrBadPayload, "data.interaction.interactionUUID: 129 bytes is longer than an id can be"},
+		{"UserDataTwice", string(msg("ADDED", `"callUuid":"CU1","userData":{"DispositionCode":"Sale","DispositionCode":"None"}`, jane)), connector.ErrBadPayload, "data.interaction.userData.DispositionCode: appears twice"},
+		{"NotesNotUTF8", string(msg("ADDED", "\"callUuid\":\"CU1\",\"userData\":{\"Notes\":\"\xc3\x28\"}", jane)), connector.ErrBadPayload, "data.interaction.userData.Notes: text that is not valid UTF-8"},
 		{"DataArray", `{"event":"interaction","data":[]}`, connector.ErrBadPayload, "data: want object, got array"},
 		{"EventTypeMissing", `{"event":"interaction","data":{"interaction":{}}}`, connector.ErrBadPayload, "data.eventType: required"},
 		{"EventTypeNumber", `{"event":"interaction","data":{"eventType":3}}`, connector.ErrBadPayload, "data.eventType: want string, got number"},
@@ -191,7 +198,7 @@ func TestDecode_GiganticUserData(t *testing.T) {
 	}
 	b.WriteString(`"zDisposition":"Sale","GSW_CAMPAIGN_NAME":"Spring","ctibridge_who_id":"003X"`)
 	ud := `"userData":{` + b.String() + `}`
-	added := msg("ADDED", call+`,"state":"RINGING",`+ud, jane+`,"receivedAt":"2026-11-21T14:00:00Z"`)
+	added := msg("ADDED", strings.Replace(call, `"state":"IDLE"`, `"state":"RINGING"`, 1)+`,`+ud, jane+`,"receivedAt":"2026-11-21T14:00:00Z"`)
 	done := msg("MARKDONE_APPLY", call+`,`+ud, jane+`,"receivedAt":"2026-11-21T14:10:00Z"`)
 	if len(added) < 1<<20 {
 		t.Fatalf("test body is only %d bytes", len(added))
@@ -400,5 +407,25 @@ func TestDecode_AgentLater(t *testing.T) {
 	}
 	if len(m.out) != 1 || m.out[0].Agent.Name != "Jane Doe" || m.out[0].Duration != 60 || len(m.states) != 0 {
 		t.Errorf("got %d interactions %+v, states %v", len(m.out), m.out, m.states)
+	}
+}
+
+// TestDecode_DoneWithoutSnapshot: a done event with nothing before it still
+// has an end (its own time), and says what it lacks through the fields
+// themselves (no start, no agent), not through an internal list in
+// attached, which would go out to the CRM with the customer's data.
+func TestDecode_DoneWithoutSnapshot(t *testing.T) {
+	ev, err := testDecoder().Decode(msg("MARKDONE_APPLY", call+`,"userData":{"Queue":"Q"}`, ``), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := ev.Interaction
+	if in == nil || in.End == nil || !in.End.Equal(testNow) || in.Start != nil {
+		t.Fatalf("got %+v, want the decode time as end and no start", in)
+	}
+	for k := range in.Attached {
+		if k != "Queue" && k != FlagIncomplete {
+			t.Errorf("attached has %q: %v", k, in.Attached)
+		}
 	}
 }

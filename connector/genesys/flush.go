@@ -3,6 +3,7 @@ package genesys
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/ctibridge/ctibridge/connector"
 )
@@ -14,17 +15,28 @@ const FlagFlushed = "ctibridge_flushed"
 // flushReason is FlagFlushed's value.
 const flushReason = "no MARKDONE_APPLY, COMPLETED or REMOVED after the interaction ended"
 
-// Flush implements connector.Flusher. It returns the leg of a stale
-// snapshot whose conversation ended (RELEASED, ENDED or COMPLETED seen) but
-// that was never emitted, because the done event never came (the agent
-// closed the tab before MARKDONE_APPLY), flagged with FlagIncomplete and
-// FlagFlushed. A snapshot with a leg still ringing or talking is in
-// progress (connector.ErrInProgress); one whose legs were all emitted
-// already, the marker kept until REMOVED, has nothing to log (nil, nil).
-//
-// The snapshot holds one leg per agent; should several have ended without
-// being emitted, the one that ended first is returned.
+// Flush implements connector.Flusher: it returns the first of FlushLegs,
+// the leg that ended first. A caller that deletes the snapshot afterwards
+// loses the other legs; the daemon calls FlushLegs.
 func (d Decoder) Flush(state []byte) (*connector.Interaction, error) {
+	legs, err := d.FlushLegs(state)
+	if err != nil || len(legs) == 0 {
+		return nil, err
+	}
+	return legs[0], nil
+}
+
+// FlushLegs implements connector.LegFlusher. It returns the legs of a stale
+// snapshot whose conversation ended (RELEASED, ENDED or COMPLETED seen) but
+// that were never emitted, because the done event never came (the agent
+// closed the tab before MARKDONE_APPLY), in the order they ended, each
+// flagged with FlagIncomplete and FlagFlushed. The snapshot holds one leg
+// per agent: both agents of a transferred call may have left without
+// marking it done, and each is logged. A snapshot with a leg still ringing
+// or talking is in progress (connector.ErrInProgress); one whose legs were
+// all emitted already, the marker kept until REMOVED, has nothing to log
+// (nil, nil).
+func (d Decoder) FlushLegs(state []byte) ([]*connector.Interaction, error) {
 	if len(state) == 0 || len(state) > maxSnapshotBytes {
 		return nil, fmt.Errorf("genesys: flush: snapshot of %d bytes", len(state))
 	}
@@ -35,24 +47,26 @@ func (d Decoder) Flush(state []byte) (*connector.Interaction, error) {
 	if s.V != snapshotVersion || s.ID == "" {
 		return nil, fmt.Errorf("genesys: flush: snapshot version %d of %q is not %d", s.V, s.ID, snapshotVersion)
 	}
-	var pending *leg
+	var pending []*leg
 	for _, l := range s.Legs {
 		switch {
 		case l == nil || l.Emitted:
 		case l.Ended == nil:
 			return nil, fmt.Errorf("genesys: flush %s: %w", s.ID, connector.ErrInProgress)
-		case pending == nil || l.Ended.Before(*pending.Ended):
-			pending = l
+		default:
+			pending = append(pending, l)
 		}
 	}
-	if pending == nil {
-		return nil, nil
+	slices.SortStableFunc(pending, func(a, b *leg) int { return a.Ended.Compare(*b.Ended) })
+	var out []*connector.Interaction
+	for _, l := range pending {
+		in := d.interaction(s.ID, l, *l.Ended, nil)
+		if in.Attached == nil {
+			in.Attached = map[string]any{}
+		}
+		in.Attached[FlagIncomplete] = true
+		in.Attached[FlagFlushed] = flushReason
+		out = append(out, in)
 	}
-	in := d.interaction(s.ID, pending, *pending.Ended, nil)
-	if in.Attached == nil {
-		in.Attached = map[string]any{}
-	}
-	in.Attached[FlagIncomplete] = true
-	in.Attached[FlagFlushed] = flushReason
-	return in, nil
+	return out, nil
 }

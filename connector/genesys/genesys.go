@@ -22,15 +22,17 @@
 // REMOVED after the call; OpenMedia at COMPLETED; chat at COMPLETED or
 // MARKDONE_APPLY, or REMOVED after ENDED. The snapshot holds one leg per
 // agent, so that both agents of a transferred call, which share its
-// callUuid, get their own interaction.
+// callUuid, get their own interaction, told apart by Interaction.Leg (the
+// agent's id, or login name); FlushLegs logs every leg left unlogged.
 //
 // Several browser tabs of one agent post the same events. Their Event.Key
 // is the same (eventType, id and a hash of what the event tells the
 // snapshot, which leaves out the per-tab members), so the daemon stores
 // them once; and an emitted interaction leaves a tombstone until REMOVED,
 // so a later done event does not emit it twice. A done event that finds no
-// snapshot emits what it carries, marked with FlagIncomplete and
-// FlagUnknown in Interaction.Attached.
+// snapshot emits what it carries, marked with FlagIncomplete in
+// Interaction.Attached; its end is the done event's time, its start is
+// missing.
 //
 // Click-to-dial links a call to CRM records through the userData keys
 // KeyWhoType, KeyWhoID, KeyWhoName, KeyWhatType, KeyWhatID and KeyWhatName.
@@ -63,8 +65,9 @@ type Decoder struct {
 	// means DefaultDispositionKey ("DispositionCode").
 	DispositionKey string
 
-	// now stamps events that carry no receivedAt; tests set it.
-	now func() time.Time
+	// Now is the time an event without the bridge's receivedAt stamp is
+	// received, which stands in for it; nil is time.Now.
+	Now func() time.Time
 }
 
 // Decode decodes one posted message, loading and returning the snapshot of
@@ -124,8 +127,8 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 func (d Decoder) receivedAt(r *reader, top connector.Object) time.Time {
 	s := r.Str(top, "receivedAt")
 	if s == "" {
-		if d.now != nil {
-			return d.now().UTC()
+		if d.Now != nil {
+			return d.Now().UTC()
 		}
 		return time.Now().UTC()
 	}
@@ -134,7 +137,12 @@ func (d Decoder) receivedAt(r *reader, top connector.Object) time.Time {
 		r.Fail(connector.BadPayload("receivedAt", "want an RFC 3339 time, got %q", connector.Clip(s)))
 		return time.Time{}
 	}
-	return t.UTC()
+	if t = t.UTC(); t.Year() > 9999 {
+		// A zone offset can push 9999-12-31 into a year JSON cannot carry.
+		r.Fail(connector.BadPayload("receivedAt", "%s is out of range", t.Format(time.RFC3339)))
+		return time.Time{}
+	}
+	return t
 }
 
 // track applies o to the interaction's snapshot and fills ev's state and,

@@ -105,7 +105,7 @@ func (d Decoder) gws(top connector.Object, at time.Time, agent connector.Agent) 
 		}
 		return connector.Event{}, nil, connector.BadPayload(path, "required")
 	}
-	if err := checkID(path, o.id); err != nil {
+	if err := connector.CheckID(path, o.id); err != nil {
 		return connector.Event{}, nil, err
 	}
 

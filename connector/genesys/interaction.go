@@ -35,9 +35,6 @@ const (
 	// Flush emitted it from a stale snapshot (FlagFlushed says why), so the
 	// disposition and notes of wrap-up are missing.
 	FlagIncomplete = "ctibridge_incomplete"
-	// FlagUnknown lists the fields that are unknown rather than empty:
-	// start, end, duration, agent, channel, direction.
-	FlagUnknown = "ctibridge_unknown"
 	// FlagTruncated is true when userData exceeded the bounds and was cut.
 	FlagTruncated = "ctibridge_truncated"
 )
@@ -86,6 +83,7 @@ func (d Decoder) interaction(id string, l *leg, doneAt time.Time, raw json.RawMe
 	in := &connector.Interaction{
 		Platform:  Platform,
 		ID:        id,
+		Leg:       legOf(l.Agent),
 		Channel:   l.channel(),
 		Direction: l.direction(),
 		ANI:       l.ANI,
@@ -138,38 +136,15 @@ func (d Decoder) interaction(id string, l *leg, doneAt time.Time, raw json.RawMe
 		}
 	}
 
-	var unknown []any
-	if in.Start == nil {
-		unknown = append(unknown, "start")
-	}
-	if l.Ended == nil {
-		unknown = append(unknown, "end")
-	}
-	if in.Start == nil {
-		unknown = append(unknown, "duration")
-	}
-	if in.Agent == (connector.Agent{}) {
-		unknown = append(unknown, "agent")
-	}
-	if l.Media == "" && !l.Voice {
-		unknown = append(unknown, "channel")
-	}
-	if in.Direction == connector.DirectionUnknown {
-		unknown = append(unknown, "direction")
-	}
 	in.Attached = make(map[string]any, len(ud)+3)
 	for k, v := range ud {
 		in.Attached[k] = v
 	}
 	delete(in.Attached, FlagIncomplete)
-	delete(in.Attached, FlagUnknown)
 	delete(in.Attached, FlagTruncated)
 	delete(in.Attached, FlagFlushed)
 	if in.Start == nil {
 		in.Attached[FlagIncomplete] = true
-	}
-	if len(unknown) > 0 {
-		in.Attached[FlagUnknown] = unknown
 	}
 	if l.Truncated {
 		in.Attached[FlagTruncated] = true
@@ -181,6 +156,15 @@ func (d Decoder) interaction(id string, l *leg, doneAt time.Time, raw json.RawMe
 		in.Raw = raw
 	}
 	return in
+}
+
+// legOf is Interaction.Leg: the agent's id, or their login name when the
+// bridge gave no id.
+func legOf(a connector.Agent) string {
+	if a.ID != "" {
+		return a.ID
+	}
+	return a.Username
 }
 
 // channel maps WWE's media names; a leg without one is voice when it

@@ -32,6 +32,18 @@ func (r *reader) firstStr(o connector.Object, names ...string) string {
 	return ""
 }
 
+// firstID is firstStr for an id, which becomes Interaction.Leg and a part
+// of activity keys: the first member of names that is set, refused when
+// connector.CheckID refuses it.
+func (r *reader) firstID(o connector.Object, names ...string) string {
+	for _, name := range names {
+		if s := r.ID(o, name); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
 // digest is a short hash of a JSON value's content, independent of member
 // order and white space, leaving out the members of drop at every level:
 // two browser tabs serialize the same WWE event with the same content but

@@ -71,21 +71,9 @@ func (o *observation) digest() string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// maxIDBytes bounds the interaction id, which becomes the state key: real
-// ids are 16 to 36 characters.
-const maxIDBytes = 128
-
 // maxText bounds the other strings copied from an event (numbers, names,
 // states), which only a broken bridge makes long.
 const maxText = 256
-
-// checkID validates the id read at path.
-func checkID(path, id string) error {
-	if len(id) > maxIDBytes {
-		return connector.BadPayload(path, "%d bytes is longer than an interaction id can be (%d)", len(id), maxIDBytes)
-	}
-	return nil
-}
 
 // agent reads the agent object the bridge adds from agent.get (employeeId,
 // firstName, lastName, username) or writes itself (id, name, email).
@@ -101,9 +89,9 @@ func (r *reader) agent(top connector.Object) connector.Agent {
 		name = strings.TrimSpace(first + " " + last)
 	}
 	return connector.Agent{
-		ID:       truncate(r.firstStr(a, "id", "employeeId"), maxText),
+		ID:       r.firstID(a, "id", "employeeId"),
 		Name:     truncate(name, maxText),
-		Username: truncate(r.firstStr(a, "username", "userName"), maxText),
+		Username: r.firstID(a, "username", "userName"),
 		Email:    truncate(r.firstStr(a, "email", "emailAddress"), maxText),
 	}
 }

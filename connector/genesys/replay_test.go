@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.want.json from the d
 var testNow = time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC)
 
 func testDecoder() Decoder {
-	return Decoder{now: func() time.Time { return testNow }}
+	return Decoder{Now: func() time.Time { return testNow }}
 }
 
 // daemon mimics what cmd/ctibridge does with a stateful source: it skips an

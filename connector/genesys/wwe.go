@@ -159,7 +159,7 @@ func (d Decoder) wwe(top connector.Object, at time.Time, agent connector.Agent) 
 	if uuid == "" {
 		path = "data.interaction.callUuid"
 	}
-	if err := checkID(path, o.id); err != nil {
+	if err := connector.CheckID(path, o.id); err != nil {
 		return connector.Event{}, nil, err
 	}
 

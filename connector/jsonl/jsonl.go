@@ -35,11 +35,11 @@ type Target struct {
 	f  *os.File   // nil once closed
 }
 
-// Open opens the file at path for appending, creating it with mode 0644 if
+// Open opens the file at path for appending, creating it with mode 0600 if
 // it does not exist. The parent directory must exist: a typo in the path
 // should be an error, not a new directory tree.
 func Open(path string) (*Target, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		// *PathError names the path; say which component failed.
 		return nil, fmt.Errorf("open jsonl target: %w", err)

@@ -232,3 +232,21 @@ func TestOpen_Errors(t *testing.T) {
 		}
 	}
 }
+
+// TestOpen_Private: the file holds phone numbers and notes; only the
+// daemon's user may read it.
+func TestOpen_Private(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "activities.jsonl")
+	tg, err := jsonl.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,10 +24,11 @@ func TestNoSecretLeak(t *testing.T) {
 		password    = "URLPASSWORD"
 		queryToken  = "QUERYSECRET"
 		headerToken = "HEADERSECRET"
+		apiKey      = "k3y/with+slash"
 	)
 	rawSecret := strings.TrimPrefix(testSecret, "whsec_")
 	const pathToken = "T0PATHSECRET"
-	forbidden := []string{password, queryToken, pathToken, headerToken, rawSecret, rawSecret[:16]}
+	forbidden := []string{password, queryToken, pathToken, headerToken, rawSecret, rawSecret[:16], apiKey, `k3y\/with+slash`}
 	check := func(t *testing.T, what, s string) {
 		t.Helper()
 		for _, f := range forbidden {
@@ -40,7 +42,7 @@ func TestNoSecretLeak(t *testing.T) {
 		return Config{
 			URL:     u + "/hook/" + pathToken + "?token=" + queryToken,
 			Secret:  testSecret,
-			Headers: map[string]string{"Authorization": "Bearer " + headerToken},
+			Headers: map[string]string{"Authorization": "Bearer " + headerToken, "X-Api-Key": apiKey, "X-Api-Version": "2"},
 		}
 	}
 
@@ -56,6 +58,14 @@ func TestNoSecretLeak(t *testing.T) {
 		{name: "Cancelled", handler: hang, ctx: cancelled},
 		{name: "BadRequest", handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad record", 400) }},
 		{name: "Unavailable", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }},
+		// A CRM that echoes the request's headers in its error, as they
+		// came and escaped in JSON the way PHP does.
+		{name: "EchoesHeaders", handler: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(400)
+			fmt.Fprintf(w, `{"error":"bad record","headers":{"Authorization":%q,"X-Api-Key":%q,"escaped":%q,"X-Api-Version":%q}}`,
+				r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"),
+				strings.ReplaceAll(r.Header.Get("X-Api-Key"), "/", `\/`), r.Header.Get("X-Api-Version"))
+		}},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -75,6 +85,10 @@ func TestNoSecretLeak(t *testing.T) {
 			check(t, "error", err.Error())
 			check(t, "error %+v", fmt.Sprintf("%+v", err))
 			check(t, "error %#v", fmt.Sprintf("%#v", err))
+			check(t, "ResponseBody()", deliveryError(t, err).ResponseBody())
+			if sc.name == "EchoesHeaders" && !strings.Contains(deliveryError(t, err).ResponseBody(), `"X-Api-Version":"2"`) {
+				t.Errorf("a short header value, no secret, was scrubbed too: %s", deliveryError(t, err).ResponseBody())
+			}
 			if de := deliveryError(t, err); de.Status == 0 && !strings.Contains(err.Error(), base[len("http://"):]) {
 				t.Errorf("transport error %q does not name the host", err)
 			}
@@ -116,7 +130,8 @@ func TestNoSecretLeak_OAuth(t *testing.T) {
 		tenantToken  = "TENANTSECRET"
 		tokenQuery   = "TOKENQUERYSECRET"
 	)
-	forbidden := []string{clientSecret, url.QueryEscape(clientSecret), accessToken, idpPassword, tenantToken, tokenQuery}
+	basic := base64.StdEncoding.EncodeToString([]byte("ctibridge:" + url.QueryEscape(clientSecret)))
+	forbidden := []string{clientSecret, url.QueryEscape(clientSecret), accessToken, idpPassword, tenantToken, tokenQuery, basic}
 	check := func(t *testing.T, what, s string) {
 		t.Helper()
 		for _, f := range forbidden {

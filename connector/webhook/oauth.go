@@ -42,6 +42,7 @@ type oauth struct {
 	scope        string // space-separated, or empty
 	client       *http.Client
 	now          func() time.Time
+	scrub        *scrubber // the target's: the client secret, its Basic form, the headers
 
 	mu     sync.Mutex
 	token  string    // the cached access token, or ""
@@ -273,9 +274,11 @@ func explain(tr tokenResponse, jsonErr error, body []byte) string {
 	return strings.TrimSpace(string(body))
 }
 
-// scrubText removes the client secret from text the token endpoint sent,
-// in case it echoes the request.
+// scrubText removes the client secret, in every form the token request
+// carries it, from text the token endpoint sent, in case it echoes the
+// request.
 func (o *oauth) scrubText(s string) string {
+	s = o.scrub.text(s)
 	for _, secret := range []string{o.clientSecret, url.QueryEscape(o.clientSecret)} {
 		if secret != "" {
 			s = strings.ReplaceAll(s, secret, "[client secret]")

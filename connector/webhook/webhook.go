@@ -106,6 +106,7 @@ type Target struct {
 	header   http.Header
 	client   *http.Client
 	oauth    *oauth // nil without a token URL
+	secrets  *scrubber
 	// conflictDelivered counts a 409 as delivered.
 	conflictDelivered bool
 
@@ -148,7 +149,20 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
+	scrub := &scrubber{}
+	scrub.add(cfg.Secret, "[signing secret]")
+	scrub.add(strings.TrimPrefix(cfg.Secret, secretPrefix), "[signing secret]")
+	for name, v := range header {
+		if len(v) > 0 {
+			scrub.addHeader(name, v[0])
+		}
+	}
+	if oa != nil {
+		scrub.addClient(cfg.ClientID, cfg.ClientSecret)
+	}
+
 	t := &Target{
+		secrets:           scrub,
 		url:               u.String(),
 		redacted:          redact(u),
 		key:               key,
@@ -160,6 +174,7 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 	}
 	if oa != nil {
 		oa.client = &c
+		oa.scrub = scrub
 		// Through t, so that a test's replacement clock applies.
 		oa.now = func() time.Time { return t.now() }
 	}
@@ -246,8 +261,9 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 	if class == connector.Unauthorized && refreshed {
 		c.Err = errors.New("refused a newly fetched access token")
 	}
+	// In case the receiver echoes the request's headers.
+	c.Body = t.secrets.text(c.Body)
 	if token != "" {
-		// In case the receiver echoes the request's Authorization.
 		c.Body = strings.ReplaceAll(c.Body, token, "[access token]")
 	}
 	return connector.Result{Status: status}, &c
