@@ -20,7 +20,7 @@ import (
 )
 
 // testKey is the idempotency key of the activity readExample's call makes.
-const testKey = "brightpattern:7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D:calls"
+var testKey = callKey("7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D")
 
 // writeAdminConfig writes a config delivering to crmURL with the admin API
 // on 127.0.0.1:0, with token when it is not empty (else the daemon

@@ -59,6 +59,9 @@ var bridgeTokens = map[string]string{
 type bridgePlatform struct {
 	name  string
 	agent string // data-agent, and the agent POST /v1/dial names
+	// leg is the agent's id as the platform's SDK gives it, which keys the
+	// agent's leg of a call.
+	leg string
 	// events is how many events one stand-in call stores.
 	events int
 	// stream: the bridge opens the commands stream (click-to-dial).
@@ -72,9 +75,9 @@ type bridgePlatform struct {
 }
 
 var bridgePlatforms = []bridgePlatform{
-	{name: "five9", agent: "138592", events: 5, stream: true, disposition: "Sale Closed", who: "0035g00000XyZ12AAB", first: "callStarted"},
-	{name: "genesys", agent: "jdoe", events: 6, stream: true, disposition: "Sale", who: nil, first: "ADDED"},
-	{name: "brightpattern", agent: "jane.doe", events: 2, disposition: "Sale Closed", who: "0035g00000XyZ12AAB", first: "ON_INTERACTION_END"},
+	{name: "five9", agent: "138592", leg: "138592", events: 5, stream: true, disposition: "Sale Closed", who: "0035g00000XyZ12AAB", first: "callStarted"},
+	{name: "genesys", agent: "jdoe", leg: "1001", events: 6, stream: true, disposition: "Sale", who: nil, first: "ADDED"},
+	{name: "brightpattern", agent: "jane.doe", leg: "jane.doe", events: 2, disposition: "Sale Closed", who: "0035g00000XyZ12AAB", first: "ON_INTERACTION_END"},
 }
 
 // TestBridge_Browser runs every scenario for every platform in one
@@ -394,7 +397,7 @@ func (e *bridgeEnv) id(what string) string {
 }
 
 // key is the idempotency key of the activity of interaction id.
-func (e *bridgeEnv) key(id string) string { return e.p.name + ":" + id + ":log" }
+func (e *bridgeEnv) key(id string) string { return e.p.name + ":" + id + ":" + e.p.leg + ":log" }
 
 func (e *bridgeEnv) requestsFor(key string) int {
 	n := 0

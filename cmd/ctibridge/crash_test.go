@@ -99,7 +99,7 @@ func TestServe_AcknowledgedEventsSurviveKill(t *testing.T) {
 					resp.Body.Close()
 					if resp.StatusCode == http.StatusAccepted {
 						mu.Lock()
-						acked["brightpattern:"+id+":calls"] = true
+						acked[callKey(id)] = true
 						mu.Unlock()
 					}
 				}

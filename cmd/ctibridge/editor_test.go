@@ -178,7 +178,7 @@ func (e *editorEnv) post(t *testing.T, id string) string {
 	if status, resp := post(t, e.m.Addr(), "brightpattern", body); status != http.StatusAccepted {
 		t.Fatalf("POST event = %d %v, want 202", status, resp)
 	}
-	return "brightpattern:" + id + ":calls"
+	return callKey(id)
 }
 
 // subject waits for the activity key at the CRM and returns its Subject.

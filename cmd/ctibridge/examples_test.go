@@ -167,7 +167,7 @@ var exampleEvents = []struct {
 		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions"}},
 }
 
-// limits are the CRMs' text limits (crm-apis.md) the examples respect.
+// limits are the CRMs' text limits (from their field references) the examples respect.
 var limits = map[string]map[string]int{
 	"salesforce": {"Subject": 255, "CallObject": 255, "CallDisposition": 255, "Description": 32000},
 	"hubspot":    {"hs_call_title": 255},

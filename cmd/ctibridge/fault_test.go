@@ -19,7 +19,13 @@ func interaction(tb testing.TB, id string) []byte {
 	return bytes.Replace(readExample(tb), []byte("7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D"), []byte(id), 1)
 }
 
-func callKey(id string) string { return "brightpattern:" + id + ":calls" }
+// exampleAgent is the agent of examples/events/brightpattern-call.json:
+// each agent's leg of a call is its own record, keyed by the agent.
+const exampleAgent = "jane.doe"
+
+// callKey is the key of the activity of the example call with interaction
+// id: the default key {platform}:{id}:{leg}:{rule}.
+func callKey(id string) string { return "brightpattern:" + id + ":" + exampleAgent + ":calls" }
 
 // faults scripts a CRM that fails each record in its own way, chosen by the
 // interaction id's prefix, before taking it.
@@ -67,7 +73,7 @@ var faults = map[string]func(try int) connectortest.Response{
 func TestServe_FaultSuite(t *testing.T) {
 	crm := connectortest.NewFakeCRM(t)
 	crm.Respond(func(r connectortest.Request) connectortest.Response {
-		id := strings.TrimSuffix(strings.TrimPrefix(r.Key, "brightpattern:"), ":calls")
+		id := strings.TrimSuffix(strings.TrimPrefix(r.Key, "brightpattern:"), ":"+exampleAgent+":calls")
 		return faults[strings.SplitN(id, "-", 2)[0]](r.Try)
 	})
 	m := MustRunMain(t, writeConfigWith(t, t.TempDir(), testMapping, `

@@ -114,9 +114,12 @@ func MustRunMain(tb testing.TB, path string) *Main {
 }
 
 // MustRunMainConfig starts the daemon in process with cfg.
-func MustRunMainConfig(tb testing.TB, cfg config.Config) *Main {
+func MustRunMainConfig(tb testing.TB, cfg config.Config, opts ...func(*Main)) *Main {
 	tb.Helper()
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, o := range opts {
+		o(m)
+	}
 	if err := m.Open(); err != nil {
 		m.Close(context.Background())
 		tb.Fatal(err)
@@ -160,7 +163,7 @@ func TestServe_BrightPatternCallReachesCRMOnce(t *testing.T) {
 	if status != http.StatusAccepted || body["duplicate"] != false || body["id"] != float64(1) {
 		t.Fatalf("POST = %d %v, want 202 {id:1, duplicate:false}", status, body)
 	}
-	const key = "brightpattern:7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D:calls"
+	key := callKey("7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D")
 	crm.WaitAccepted(t, 10*time.Second, key)
 
 	reqs := crm.Requests()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
@@ -119,7 +120,7 @@ func mappingPreview(args []string, stdout, stderr io.Writer, environ []string) e
 	if _, err := s.Reload(); err != nil {
 		return fmt.Errorf("the mappings have problems; run `ctibridge mapping check`:\n%w", err)
 	}
-	in, used, err := ingest.Preview(newDecoders(cfg), *platform, body)
+	in, used, err := ingest.Preview(newDecoders(cfg, time.Now), *platform, body)
 	if err != nil {
 		return err
 	}

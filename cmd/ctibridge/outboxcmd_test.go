@@ -31,7 +31,7 @@ func postCall(tb testing.TB, m *Main, id string) string {
 	if status, resp := post(tb, m.Addr(), "brightpattern", body); status != http.StatusAccepted {
 		tb.Fatalf("POST %s = %d %v, want 202", id, status, resp)
 	}
-	return "brightpattern:" + id + ":calls"
+	return callKey(id)
 }
 
 // waitDeliveries waits until no delivery is pending, running or retrying.

@@ -70,6 +70,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, environ []st
 type Main struct {
 	Config config.Config
 	Logger *slog.Logger
+	// Now is the clock every component decides by; tests set it before
+	// Open.
+	Now func() time.Time
 
 	DB         *outbox.DB
 	Dispatcher *outbox.Dispatcher
@@ -91,12 +94,13 @@ type Main struct {
 	closers   []io.Closer
 }
 
-// newDecoders returns the platforms' decoders, configured by cfg.
-func newDecoders(cfg config.Config) map[string]ingest.Decoder {
+// newDecoders returns the platforms' decoders, configured by cfg; an
+// event with no time of its own was received at now().
+func newDecoders(cfg config.Config, now func() time.Time) map[string]ingest.Decoder {
 	return map[string]ingest.Decoder{
-		brightpattern.Platform: brightpattern.Decoder{LogOnEnd: cfg.Sources.BrightPattern.LogOnEnd},
-		five9.Platform:         five9.Decoder{},
-		genesys.Platform:       genesys.Decoder{DispositionKey: cfg.Sources.Genesys.DispositionKey},
+		brightpattern.Platform: brightpattern.Decoder{LogOnEnd: cfg.Sources.BrightPattern.LogOnEnd, Now: now},
+		five9.Platform:         five9.Decoder{Now: now},
+		genesys.Platform:       genesys.Decoder{DispositionKey: cfg.Sources.Genesys.DispositionKey, Now: now},
 	}
 }
 
@@ -111,7 +115,7 @@ func accessRules(cfg config.Config) access.Sources {
 
 // NewMain returns a daemon for cfg. It does nothing until Open.
 func NewMain(cfg config.Config, logger *slog.Logger) *Main {
-	return &Main{Config: cfg, Logger: logger}
+	return &Main{Config: cfg, Logger: logger, Now: time.Now}
 }
 
 // Open loads the mappings, opens the outbox and the targets, starts the
@@ -135,6 +139,7 @@ func (m *Main) Open() error {
 		return err
 	}
 	m.Dispatcher = &outbox.Dispatcher{
+		Now:       m.Now,
 		DB:        m.DB,
 		Targets:   targets,
 		Logger:    m.Logger.With("component", "dispatcher"),
@@ -146,11 +151,12 @@ func (m *Main) Open() error {
 	}
 	m.Pipeline = &ingest.Pipeline{
 		DB:       m.DB,
-		Decoders: newDecoders(cfg),
+		Decoders: newDecoders(cfg, m.Now),
 		Mappings: m.Mappings.Current,
 		Notify:   m.Dispatcher.Notify,
 		Logger:   m.Logger,
 		OnEvent:  m.Metrics.Event,
+		Now:      m.Now,
 	}
 	if err := m.startGWS(); err != nil {
 		return err
@@ -167,6 +173,7 @@ func (m *Main) Open() error {
 		FlushSchedule:      cfg.Store.FlushSchedule,
 		Flush:              m.flushStale,
 		Logger:             m.Logger,
+		Now:                m.Now,
 	}
 	if err := m.Jobs.Start(); err != nil {
 		return err
@@ -189,6 +196,7 @@ func (m *Main) Open() error {
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		MaxInFlight:  cfg.Server.MaxInFlight,
 		Logger:       m.Logger,
+		Now:          m.Now,
 	}
 	if err := m.Server.Open(cfg.Server.Listen); err != nil {
 		return err
@@ -205,6 +213,7 @@ func (m *Main) Open() error {
 		Breakers:  m.targetStatus,
 		Activity:  m.Metrics.Activity,
 		Logger:    m.Logger,
+		Now:       m.Now,
 
 		DefaultRegion: cfg.Mapping.DefaultRegion,
 	}

@@ -65,5 +65,5 @@ func TestServe_StorageLockedAnswers503(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("POST after the lock is released = %d %v, want 202", status, body)
 	}
-	crm.WaitAccepted(t, 10*time.Second, "brightpattern:7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D:calls")
+	crm.WaitAccepted(t, 10*time.Second, callKey("7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D"))
 }

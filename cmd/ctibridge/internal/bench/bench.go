@@ -91,6 +91,7 @@ type bench struct {
 	dir      string
 	template []byte // the event to post
 	tmplID   []byte // its interactionId, replaced in each copy
+	agent    string // its agentId: each agent's leg is its own record
 	client   *http.Client
 }
 
@@ -100,7 +101,8 @@ func newBench(o Options, log io.Writer, environ []string) (*bench, error) {
 		return nil, fmt.Errorf("bench: read the event to post (run from the repository root or pass --event): %w", err)
 	}
 	var ev struct {
-		Data struct {
+		AgentID string `json:"agentId"`
+		Data    struct {
 			InteractionID string `json:"interactionId"`
 		} `json:"data"`
 	}
@@ -120,7 +122,7 @@ func newBench(o Options, log io.Writer, environ []string) (*bench, error) {
 	}
 	conns := max(o.Clients, 256)
 	return &bench{
-		opts: o, log: log, environ: env, dir: dir,
+		opts: o, log: log, environ: env, dir: dir, agent: ev.AgentID,
 		template: template, tmplID: []byte(ev.Data.InteractionID),
 		client: &http.Client{
 			Timeout: 30 * time.Second,
@@ -154,8 +156,14 @@ func (b *bench) event(id string) []byte {
 	return bytes.ReplaceAll(b.template, b.tmplID, []byte(id))
 }
 
-// key is the idempotency key the bench mapping gives the event id.
-func key(id string) string { return brightpattern.Platform + ":" + id + ":" + benchRule }
+// key is the idempotency key the bench mapping gives the event id: the
+// default key, {platform}:{id}:{leg}:{rule}, the leg being the agent.
+func (b *bench) key(id string) string {
+	if b.agent == "" {
+		return brightpattern.Platform + ":" + id + ":" + benchRule
+	}
+	return brightpattern.Platform + ":" + id + ":" + b.agent + ":" + benchRule
+}
 
 const benchRule = "calls"
 
@@ -341,7 +349,7 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	for i, a := range acks {
 		if a.ok {
 			lats = append(lats, a.lat)
-			burstKeys = append(burstKeys, key(burstID(i)))
+			burstKeys = append(burstKeys, b.key(burstID(i)))
 		}
 	}
 	res.burst.acked = len(lats)
@@ -396,7 +404,7 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	for i, a := range sacks {
 		if a.ok {
 			lats = append(lats, a.lat)
-			steadyKeys = append(steadyKeys, key(steadyID(i)))
+			steadyKeys = append(steadyKeys, b.key(steadyID(i)))
 		}
 	}
 	res.steady.acked = len(lats)
@@ -405,7 +413,7 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	arrived := crm.arrivals()
 	var e2e []time.Duration
 	for i, a := range sacks {
-		if at, ok := arrived[key(steadyID(i))]; ok && a.ok {
+		if at, ok := arrived[b.key(steadyID(i))]; ok && a.ok {
 			e2e = append(e2e, max(at.Sub(a.at), 0))
 		}
 	}

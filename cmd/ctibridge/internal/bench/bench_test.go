@@ -262,7 +262,7 @@ func TestNewBench(t *testing.T) {
 	if strings.Contains(ev, exampleID) || strings.Count(ev, "bench-burst-00000001") < 2 {
 		t.Errorf("event copy still has the template's id or lacks the new one:\n%s", ev)
 	}
-	if got := key("x-1"); got != "brightpattern:x-1:calls" {
+	if got := b.key("x-1"); got != "brightpattern:x-1:jane.doe:calls" {
 		t.Errorf("key = %q", got)
 	}
 	b.cleanup()
@@ -306,8 +306,8 @@ func TestWriteConfigAndSeedBacklog(t *testing.T) {
 	}
 	for i, d := range slices.Backward(ds) { // List is newest first
 		id := fmt.Sprintf("bench-backlog-%08d", len(ds)-1-i)
-		if d.Target != "crm" || d.Key != key(id) || d.State != outbox.StatePending {
-			t.Errorf("delivery %d = %s %s %s, want crm %s pending", d.ID, d.Target, d.Key, d.State, key(id))
+		if d.Target != "crm" || d.Key != b.key(id) || d.State != outbox.StatePending {
+			t.Errorf("delivery %d = %s %s %s, want crm %s pending", d.ID, d.Target, d.Key, d.State, b.key(id))
 		}
 		res, err := db.Show(context.Background(), d.ID)
 		if err != nil {

@@ -189,7 +189,7 @@ func TestEvents_AcceptedThenDuplicate(t *testing.T) {
 		t.Fatalf("first post = %d %v, want 202 {id 1, duplicate false, activities 1}", status, body)
 	}
 	ds := deliveries(t, f.DB)
-	if len(ds) != 1 || ds[0].Target != "crm" || ds[0].Key != "brightpattern:"+exampleID+":calls" || !ds[0].CreatedAt.Equal(t0) {
+	if len(ds) != 1 || ds[0].Target != "crm" || ds[0].Key != "brightpattern:"+exampleID+":jane.doe:calls" || !ds[0].CreatedAt.Equal(t0) {
 		t.Fatalf("outbox = %+v, want one delivery to crm of the call, created at t0", ds)
 	}
 	if got := f.notifiedTargets(); len(got) != 1 || got[0] != "crm" {
