@@ -199,15 +199,23 @@ func (f *Salesforce) Requests() []SalesforceRequest {
 	return slices.Clone(f.requests)
 }
 
-// newID returns an 18-character id with object's key prefix. The 15
-// characters are digits, so the case-checksum suffix is "AAA".
+// newID returns an 18-character id with object's key prefix. The suffix
+// has a bit per upper-case letter of each 5 characters: past the prefix
+// there are digits only, so it is "AAA", or "EAA" after Lead's "00Q" and
+// Task's "00T".
 func (f *Salesforce) newID(object string) string {
 	f.seq++
-	prefix := map[string]string{"Task": "00T", "Contact": "003", "Lead": "00Q", "Account": "001"}[object]
-	if prefix == "" {
-		prefix = "a00"
+	switch object {
+	case "Task":
+		return fmt.Sprintf("00T%012dEAA", f.seq)
+	case "Lead":
+		return fmt.Sprintf("00Q%012dEAA", f.seq)
+	case "Contact":
+		return fmt.Sprintf("003%012dAAA", f.seq)
+	case "Account":
+		return fmt.Sprintf("001%012dAAA", f.seq)
 	}
-	return fmt.Sprintf("%s%012dAAA", prefix, f.seq)
+	return fmt.Sprintf("a00%012dAAA", f.seq)
 }
 
 func (f *Salesforce) insert(object, extField, key string, fields map[string]any) *sfRecord {
