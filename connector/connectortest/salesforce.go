@@ -53,7 +53,8 @@ type Salesforce struct {
 	jwtKeys   map[string]*rsa.PublicKey // username → key trusted for JWT bearer
 	audience  string
 	extIDs    map[string]string // object → its external-id field
-	records   map[string][]*sfRecord
+	records   map[string]map[string][]*sfRecord // object → external id → records
+	byID      map[string]*sfRecord
 	people    []*sfRecord // Contacts and Leads, for search
 	rejects   map[string]string
 	seq       int
@@ -92,7 +93,8 @@ func NewSalesforce(tb testing.TB) *Salesforce {
 		jwtKeys:      map[string]*rsa.PublicKey{},
 		audience:     SalesforceAudience,
 		extIDs:       map[string]string{"Task": "CallLogKey__c"},
-		records:      map[string][]*sfRecord{},
+		records:      map[string]map[string][]*sfRecord{},
+		byID:         map[string]*sfRecord{},
 		rejects:      map[string]string{},
 		max:          100000,
 	}
@@ -161,10 +163,8 @@ func (f *Salesforce) Records(key string) []string {
 	defer f.mu.Unlock()
 	var ids []string
 	for _, object := range slices.Sorted(maps.Keys(f.records)) {
-		for _, r := range f.records[object] {
-			if r.fields[f.extIDs[object]] == key {
-				ids = append(ids, r.id)
-			}
+		for _, r := range f.records[object][key] {
+			ids = append(ids, r.id)
 		}
 	}
 	return ids
@@ -174,12 +174,8 @@ func (f *Salesforce) Records(key string) []string {
 func (f *Salesforce) Record(id string) map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, recs := range f.records {
-		for _, r := range recs {
-			if r.id == id {
-				return maps.Clone(r.fields)
-			}
-		}
+	if r, ok := f.byID[id]; ok {
+		return maps.Clone(r.fields)
 	}
 	return nil
 }
@@ -221,7 +217,11 @@ func (f *Salesforce) newID(object string) string {
 func (f *Salesforce) insert(object, extField, key string, fields map[string]any) *sfRecord {
 	r := &sfRecord{object: object, id: f.newID(object), fields: maps.Clone(fields)}
 	r.fields[extField] = key
-	f.records[object] = append(f.records[object], r)
+	if f.records[object] == nil {
+		f.records[object] = map[string][]*sfRecord{}
+	}
+	f.records[object][key] = append(f.records[object][key], r)
+	f.byID[r.id] = r
 	return r
 }
 
@@ -447,12 +447,7 @@ func (f *Salesforce) write(object, extField, key string, fields map[string]any) 
 	if msg, ok := f.rejects[key]; ok {
 		return "", false, nil, &sfError{ErrorCode: "FIELD_CUSTOM_VALIDATION_EXCEPTION", Message: msg}
 	}
-	var matches []*sfRecord
-	for _, r := range f.records[object] {
-		if r.fields[extField] == key {
-			matches = append(matches, r)
-		}
-	}
+	matches := f.records[object][key]
 	if len(matches) > 1 {
 		for _, r := range matches {
 			several = append(several, r.id)
