@@ -52,7 +52,7 @@ type Salesforce struct {
 	mu        sync.Mutex
 	jwtKeys   map[string]*rsa.PublicKey // username → key trusted for JWT bearer
 	audience  string
-	extIDs    map[string]string // object → its external-id field
+	extIDs    map[string]string                 // object → its external-id field
 	records   map[string]map[string][]*sfRecord // object → external id → records
 	byID      map[string]*sfRecord
 	people    []*sfRecord // Contacts and Leads, for search
@@ -559,7 +559,8 @@ func (f *Salesforce) upsertCollection(w http.ResponseWriter, r *http.Request, ob
 }
 
 // search is GET /search?q=FIND {…} IN PHONE FIELDS RETURNING …: it
-// matches the last ten digits of the number against the people's phones.
+// matches each term of the FIND ("a OR b"), as its digits, against the
+// digits of the people's phones.
 func (f *Salesforce) search(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query().Get("q")
 	m := regexp.MustCompile(`^FIND \{([^}]*)\} IN PHONE FIELDS RETURNING (.+)$`).FindStringSubmatch(q)
@@ -570,7 +571,12 @@ func (f *Salesforce) search(w http.ResponseWriter, r *http.Request) {
 	if f.fault(w, r, func() {}) {
 		return
 	}
-	want := lastDigits(m[1])
+	var terms []string
+	for _, term := range strings.Split(m[1], " OR ") {
+		if d := digitsOf(term); d != "" {
+			terms = append(terms, d)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	type hit struct {
@@ -580,7 +586,7 @@ func (f *Salesforce) search(w http.ResponseWriter, r *http.Request) {
 	}
 	hits := []hit{}
 	for _, p := range f.people {
-		if want != "" && lastDigits(p.fields["Phone"].(string)) == want && strings.Contains(m[2], p.object+"(") {
+		if slices.Contains(terms, digitsOf(p.fields["Phone"].(string))) && strings.Contains(m[2], p.object+"(") {
 			hits = append(hits, hit{
 				Attributes:       map[string]string{"type": p.object, "url": "/services/data/" + r.PathValue("version") + "/sobjects/" + p.object + "/" + p.id},
 				ID:               p.id,
@@ -591,15 +597,12 @@ func (f *Salesforce) search(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"searchRecords": hits})
 }
 
-func lastDigits(s string) string {
+func digitsOf(s string) string {
 	var b []byte
 	for i := 0; i < len(s); i++ {
 		if s[i] >= '0' && s[i] <= '9' {
 			b = append(b, s[i])
 		}
-	}
-	if len(b) > 10 {
-		b = b[len(b)-10:]
 	}
 	return string(b)
 }

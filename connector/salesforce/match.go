@@ -119,7 +119,13 @@ func (m *matcher) link(rec *record, e matchEntry) {
 // search asks Salesforce for the Contacts and Leads with digits in a phone
 // field and picks one by MatchMultiple.
 func (t *Target) search(ctx context.Context, digits string, rec *record) (matchEntry, error) {
-	q := "FIND {" + digits + "} IN PHONE FIELDS RETURNING Contact(Id, LastModifiedDate), Lead(Id, LastModifiedDate)"
+	// The number as dialled, and its last ten digits: a number stored in
+	// national form ("(415) 555-0100") lacks the country code.
+	terms := digits
+	if len(digits) > 10 {
+		terms += " OR " + digits[len(digits)-10:]
+	}
+	q := "FIND {" + terms + "} IN PHONE FIELDS RETURNING Contact(Id, LastModifiedDate), Lead(Id, LastModifiedDate)"
 	ans, err := t.call(ctx, http.MethodGet, "/search?q="+url.QueryEscape(q), nil)
 	if err != nil {
 		return matchEntry{}, err

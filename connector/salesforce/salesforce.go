@@ -279,11 +279,12 @@ func (t *Target) GoString() string { return t.String() }
 // Deliver upserts d's activity by its key. The Result's RecordID is the
 // record's Salesforce id; its Status that of Salesforce's answer.
 func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.Result, error) {
-	rec, err := t.prepare(ctx, d)
-	if err != nil {
+	// Before prepare, whose caller match may search.
+	if err := t.slowDown(); err != nil {
 		return connector.Result{}, err
 	}
-	if err := t.slowDown(); err != nil {
+	rec, err := t.prepare(ctx, d)
+	if err != nil {
 		return connector.Result{}, err
 	}
 	path := fmt.Sprintf("/sobjects/%s/%s/%s", rec.object, t.cfg.ExternalIDField, url.PathEscape(rec.extID))
