@@ -116,8 +116,7 @@ func (t *Target) collectionResults(ans *answer, idx []int, recs []*record, resul
 			results[i].RecordID = item.id
 			errs[i] = nil
 		case resend:
-			if _, ok := recs[i].fields["TaskSubtype"]; ok {
-				delete(recs[i].fields, "TaskSubtype") // the Task exists: send it again without
+			if recs[i].dropSubtype() {
 				again = append(again, i)
 				continue
 			}

@@ -40,6 +40,15 @@ type record struct {
 	fields map[string]any
 }
 
+// dropSubtype removes TaskSubtype, which Salesforce sets on create only,
+// for sending again to a Task that exists, and reports whether there was
+// one to remove.
+func (r *record) dropSubtype() bool {
+	_, ok := r.fields["TaskSubtype"]
+	delete(r.fields, "TaskSubtype")
+	return ok
+}
+
 // prepare turns a delivery into a record: it reads the activity, links
 // its who and what, matches the caller when its rule asks for it, and
 // cuts strings to their field lengths. A record that cannot be sent is a
@@ -91,7 +100,12 @@ func (t *Target) build(rec *record, a *connector.Activity) error {
 		rec.fields["TaskSubtype"] = t.cfg.TaskSubtype
 	}
 	for _, f := range []string{"WhoId", "WhatId", "OwnerId"} {
-		if v, ok := rec.fields[f]; ok {
+		v, ok := rec.fields[f]
+		if ok && (v == nil || v == "") {
+			// A rule's 'who?.id' without a who: nothing to link, so the
+			// who, the what or a caller match may fill it.
+			delete(rec.fields, f)
+		} else if ok {
 			if s, _ := v.(string); !validID(s) {
 				return fmt.Errorf("fields.%s: %v is not a Salesforce id (15 or 18 letters and digits, with a valid checksum)", f, v)
 			}

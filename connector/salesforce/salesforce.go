@@ -253,9 +253,6 @@ func setDefaults(cfg *Config, login *url.URL) {
 	if cfg.LimitWait == 0 {
 		cfg.LimitWait = DefaultLimitWait
 	}
-	if cfg.MatchCacheTTL == 0 {
-		cfg.MatchCacheTTL = DefaultMatchCacheTTL
-	}
 	if cfg.Audience == "" {
 		cfg.Audience = "https://login.salesforce.com"
 		if strings.EqualFold(login.Hostname(), "test.salesforce.com") {
@@ -291,7 +288,7 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 	for {
 		body, err := json.Marshal(rec.fields)
 		if err != nil {
-			return connector.Result{}, connector.Permanent(fmt.Errorf("rule %q: fields: %w", rec.rule, err))
+			return connector.Result{}, connector.Permanent(fmt.Errorf("salesforce: rule %q, key %q: fields: %w", rec.rule, rec.key, err))
 		}
 		ans, err := t.call(ctx, http.MethodPatch, path, body)
 		if err != nil {
@@ -302,8 +299,7 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 		case delivered:
 			return connector.Result{Status: ans.status, RecordID: ans.id}, nil
 		case resend:
-			if _, ok := rec.fields["TaskSubtype"]; ok {
-				delete(rec.fields, "TaskSubtype") // the Task exists: send it again without
+			if rec.dropSubtype() {
 				continue
 			}
 			return connector.Result{Status: ans.status}, t.failure(ans, dead, rec)

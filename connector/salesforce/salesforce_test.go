@@ -239,7 +239,11 @@ func TestWhoWhat(t *testing.T) {
 	}
 	for i, c := range cases {
 		key := "ww" + string(rune('a'+i))
-		r, err := deliver(t, tg, key, activity(key, func(a *connector.Activity) { a.Who, a.What = c.who, c.what }))
+		r, err := deliver(t, tg, key, activity(key, func(a *connector.Activity) {
+			a.Who, a.What = c.who, c.what
+			// What a rule's WhoId = 'who?.id' gives without a who.
+			a.Fields["WhoId"], a.Fields["WhatId"] = nil, ""
+		}))
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
