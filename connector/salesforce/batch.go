@@ -13,19 +13,28 @@ import (
 // MaxBatch is how many records one sObject Collections upsert takes.
 const MaxBatch = 200
 
+// BatchResult is what became of one delivery of a batch.
+type BatchResult struct {
+	Result connector.Result
+	// Err is nil when the record is in Salesforce, else what Deliver would
+	// have returned for it alone.
+	Err error
+}
+
 // DeliverBatch upserts several activities with sObject Collections
 // upserts (PATCH /composite/sobjects/{Object}/{ExternalIdField}, allOrNone
-// false): one call per object and per 200 records. It returns one Result
-// and one error per delivery, in order, each with Deliver's meaning:
-// Salesforce answers each record on its own, and a failure of the whole
-// call (network, 5xx, limits) is each of its records'.
-func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) ([]connector.Result, []error) {
-	results, errs := make([]connector.Result, len(ds)), make([]error, len(ds))
+// false): one call per object and per 200 records. It returns one result
+// per delivery, in order, each with Deliver's meaning: Salesforce answers
+// each record on its own, and a failure of the whole call (network, 5xx,
+// limits) is each of its records'. Every record goes through upsert, so a
+// batch can be retried whole or in part without a second record.
+func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) []BatchResult {
+	results := make([]BatchResult, len(ds))
 	if err := t.slowDown(); err != nil {
-		for i := range errs {
-			errs[i] = err
+		for i := range results {
+			results[i].Err = err
 		}
-		return results, errs
+		return results
 	}
 	recs := make([]*record, len(ds))
 	byObject := map[string][]int{} // object → indexes into ds
@@ -33,7 +42,7 @@ func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) ([]c
 	for i, d := range ds {
 		rec, err := t.prepare(ctx, d)
 		if err != nil {
-			errs[i] = err
+			results[i].Err = err
 			continue
 		}
 		recs[i] = rec
@@ -50,16 +59,16 @@ func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) ([]c
 			// Records that Salesforce asks to send again without
 			// TaskSubtype go once more: the second time they have none.
 			for len(chunk) > 0 {
-				chunk = t.upsertCollection(ctx, object, chunk, recs, results, errs)
+				chunk = t.upsertCollection(ctx, object, chunk, recs, results)
 			}
 		}
 	}
-	return results, errs
+	return results
 }
 
 // upsertCollection sends the records recs[idx] of object in one call and
-// sets their results and errors. It returns the indexes to send again.
-func (t *Target) upsertCollection(ctx context.Context, object string, idx []int, recs []*record, results []connector.Result, errs []error) []int {
+// sets their results. It returns the indexes to send again.
+func (t *Target) upsertCollection(ctx context.Context, object string, idx []int, recs []*record, results []BatchResult) []int {
 	type request struct {
 		AllOrNone bool             `json:"allOrNone"`
 		Records   []map[string]any `json:"records"`
@@ -79,20 +88,20 @@ func (t *Target) upsertCollection(ctx context.Context, object string, idx []int,
 		var ans *answer
 		path := "/composite/sobjects/" + object + "/" + url.PathEscape(t.cfg.ExternalIDField)
 		if ans, err = t.call(ctx, http.MethodPatch, path, body); err == nil {
-			return t.collectionResults(ans, idx, recs, results, errs)
+			return t.collectionResults(ans, idx, recs, results)
 		}
 	} else {
 		err = connector.Permanent(fmt.Errorf("salesforce: fields: %w", err))
 	}
 	for _, i := range idx {
-		errs[i] = err
+		results[i].Err = err
 	}
 	return nil
 }
 
 // collectionResults classifies a collection answer: the whole call, then
 // each record's result.
-func (t *Target) collectionResults(ans *answer, idx []int, recs []*record, results []connector.Result, errs []error) []int {
+func (t *Target) collectionResults(ans *answer, idx []int, recs []*record, results []BatchResult) []int {
 	var items []saveResult
 	if ans.status == http.StatusOK {
 		ans.parsed = json.Unmarshal(ans.body, &items) == nil && len(items) == len(idx)
@@ -103,9 +112,9 @@ func (t *Target) collectionResults(ans *answer, idx []int, recs []*record, resul
 	v := classify(ans)
 	var again []int
 	for j, i := range idx {
-		results[i].Status = ans.status
+		results[i] = BatchResult{Result: connector.Result{Status: ans.status}}
 		if v != delivered {
-			errs[i] = t.failure(ans, v, recs[i])
+			results[i].Err = t.failure(ans, v, recs[i])
 			continue
 		}
 		raw, _ := json.Marshal(items[j])
@@ -113,16 +122,15 @@ func (t *Target) collectionResults(ans *answer, idx []int, recs []*record, resul
 		item.set(items[j])
 		switch iv := classify(item); iv {
 		case delivered:
-			results[i].RecordID = item.id
-			errs[i] = nil
+			results[i].Result.RecordID = item.id
 		case resend:
 			if recs[i].dropSubtype() {
 				again = append(again, i)
 				continue
 			}
-			errs[i] = t.failure(item, dead, recs[i])
+			results[i].Err = t.failure(item, dead, recs[i])
 		default:
-			errs[i] = t.failure(item, iv, recs[i])
+			results[i].Err = t.failure(item, iv, recs[i])
 		}
 	}
 	return again

@@ -48,31 +48,32 @@ func TestDeliverBatch(t *testing.T) {
 	}
 	calls := fake.APICalls()
 
-	results, errs := tg.DeliverBatch(t.Context(), ds)
+	results := tg.DeliverBatch(t.Context(), ds)
 	for i := range ds {
+		err := results[i].Err
 		switch i {
 		case 3:
-			if !permanent(errs[i]) || !strings.Contains(errs[i].Error(), "who.id") {
-				t.Errorf("record 3: %v, want dead naming who.id", errs[i])
+			if !permanent(err) || !strings.Contains(err.Error(), "who.id") {
+				t.Errorf("record 3: %v, want dead naming who.id", err)
 			}
 		case 5:
-			if !permanent(errs[i]) || !strings.Contains(errs[i].Error(), "Calls need a disposition") {
-				t.Errorf("record 5: %v, want dead with the validation rule's message", errs[i])
+			if !permanent(err) || !strings.Contains(err.Error(), "Calls need a disposition") {
+				t.Errorf("record 5: %v, want dead with the validation rule's message", err)
 			}
 		default:
-			if errs[i] != nil {
-				t.Errorf("record %d: %v", i, errs[i])
+			if err != nil {
+				t.Errorf("record %d: %v", i, err)
 				continue
 			}
-			if recs := fake.Records(ds[i].Key); len(recs) != 1 || results[i].RecordID != recs[0] {
-				t.Errorf("record %d: id %q, the fake holds %v", i, results[i].RecordID, recs)
+			if recs := fake.Records(ds[i].Key); len(recs) != 1 || results[i].Result.RecordID != recs[0] {
+				t.Errorf("record %d: id %q, the fake holds %v", i, results[i].Result.RecordID, recs)
 			}
 		}
 	}
-	if results[6].RecordID != before.RecordID {
-		t.Errorf("the Task delivered before got id %q, was %q", results[6].RecordID, before.RecordID)
+	if results[6].Result.RecordID != before.RecordID {
+		t.Errorf("the Task delivered before got id %q, was %q", results[6].Result.RecordID, before.RecordID)
 	}
-	if rec := fake.Record(results[4].RecordID); rec["Notes__c"] != "chat" {
+	if rec := fake.Record(results[4].Result.RecordID); rec["Notes__c"] != "chat" {
 		t.Errorf("custom object record = %v", rec)
 	}
 	// Tasks: 200, 200, 47 (one invalid, one custom object); the custom
@@ -82,8 +83,8 @@ func TestDeliverBatch(t *testing.T) {
 	}
 
 	// A retry of the whole batch writes no second record.
-	if _, errs := tg.DeliverBatch(t.Context(), ds[:10]); errs[0] != nil {
-		t.Errorf("retry: %v", errs[0])
+	if r := tg.DeliverBatch(t.Context(), ds[:10]); r[0].Err != nil {
+		t.Errorf("retry: %v", r[0].Err)
 	}
 	if n := len(fake.Records(ds[0].Key)); n != 1 {
 		t.Errorf("%d records after a retried batch, want 1", n)
@@ -102,17 +103,15 @@ func TestDeliverBatchWholeCallFails(t *testing.T) {
 		tg := newTarget(t, config(fake), 500*time.Millisecond)
 		ds := deliveries(3, nil)
 		fake.FailNext(f)
-		_, errs := tg.DeliverBatch(t.Context(), ds)
-		for i, err := range errs {
+		for i, r := range tg.DeliverBatch(t.Context(), ds) {
 			var de *connector.DeliveryError
-			if !errors.As(err, &de) || de.Permanent() || de.RetryAfter() != f.RetryAfter {
-				t.Errorf("%s: record %d: %v, want retryable after %v", f.Kind, i, err, f.RetryAfter)
+			if !errors.As(r.Err, &de) || de.Permanent() || de.RetryAfter() != f.RetryAfter {
+				t.Errorf("%s: record %d: %v, want retryable after %v", f.Kind, i, r.Err, f.RetryAfter)
 			}
 		}
-		results, errs := tg.DeliverBatch(t.Context(), ds)
-		for i := range ds {
-			if errs[i] != nil || len(fake.Records(ds[i].Key)) != 1 || results[i].RecordID == "" {
-				t.Errorf("%s: retry of record %d: %v, records %v", f.Kind, i, errs[i], fake.Records(ds[i].Key))
+		for i, r := range tg.DeliverBatch(t.Context(), ds) {
+			if r.Err != nil || len(fake.Records(ds[i].Key)) != 1 || r.Result.RecordID == "" {
+				t.Errorf("%s: retry of record %d: %v, records %v", f.Kind, i, r.Err, fake.Records(ds[i].Key))
 			}
 		}
 	}
@@ -152,10 +151,9 @@ func drain(tb testing.TB, db *outbox.DB, fake *connectortest.Salesforce, n int) 
 			for i, m := range ms {
 				ds[i] = connector.Delivery{Key: m.Key, Body: m.Payload, Attempt: m.Attempt}
 			}
-			results, errs := tg.DeliverBatch(ctx, ds)
-			rs := make([]outbox.Receipt, len(ms))
-			for i, r := range results {
-				rs[i] = outbox.Receipt{Status: r.Status, RecordID: r.RecordID}
+			rs, errs := make([]outbox.Receipt, len(ms)), make([]error, len(ms))
+			for i, r := range tg.DeliverBatch(ctx, ds) {
+				rs[i], errs[i] = outbox.Receipt{Status: r.Result.Status, RecordID: r.Result.RecordID}, r.Err
 			}
 			return rs, errs
 		},
