@@ -23,7 +23,7 @@ import (
 // Salesforce is a fake Salesforce org, as crm-apis.md describes it: the
 // OAuth token endpoint (client credentials and JWT bearer), upsert by
 // external id, sObject Collections upsert, SOSL search in phone fields,
-// and Salesforce's errors and limits, quirks included:
+// describe, and Salesforce's errors and limits, quirks included:
 //
 //   - an upsert answers 201 with "created":true, or 200 with
 //     "created":false when the external id exists; 300 when several
@@ -356,6 +356,8 @@ func (f *Salesforce) data(w http.ResponseWriter, r *http.Request) {
 		f.upsertCollection(w, r, segs[2], segs[3], body)
 	case r.Method == http.MethodGet && path == "/search":
 		f.search(w, r)
+	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "sobjects" && segs[2] == "describe":
+		f.describe(w, segs[1])
 	default:
 		writeSFError(w, 404, "NOT_FOUND", "The requested resource does not exist")
 	}
@@ -394,11 +396,12 @@ var taskLimits = map[string]int{
 	"Subject": 255, "CallObject": 255, "CallDisposition": 255, "CallType": 40, "Description": 32000,
 }
 
-// taskFields are the Task fields the fake knows; custom fields end in __c.
-var taskFields = map[string]bool{
-	"Subject": true, "TaskSubtype": true, "CallType": true, "CallDurationInSeconds": true,
-	"CallObject": true, "CallDisposition": true, "Description": true, "ActivityDate": true,
-	"Status": true, "Priority": true, "WhoId": true, "WhatId": true, "OwnerId": true,
+// taskFields are the Task fields the fake knows, with their describe
+// types; custom fields end in __c.
+var taskFields = map[string]string{
+	"Subject": "combobox", "TaskSubtype": "picklist", "CallType": "picklist", "CallDurationInSeconds": "int",
+	"CallObject": "string", "CallDisposition": "string", "Description": "textarea", "ActivityDate": "date",
+	"Status": "picklist", "Priority": "picklist", "WhoId": "reference", "WhatId": "reference", "OwnerId": "reference",
 }
 
 var idShape = regexp.MustCompile(`^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$`)
@@ -408,7 +411,7 @@ var idShape = regexp.MustCompile(`^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$`)
 func (f *Salesforce) check(object string, fields map[string]any, update bool) *sfError {
 	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		v := fields[name]
-		if object == "Task" && !taskFields[name] && !strings.HasSuffix(name, "__c") {
+		if object == "Task" && taskFields[name] == "" && !strings.HasSuffix(name, "__c") {
 			return &sfError{ErrorCode: "INVALID_FIELD", Message: fmt.Sprintf("No such column '%s' on sobject of type Task", name)}
 		}
 		s, isString := v.(string)
@@ -556,6 +559,38 @@ func (f *Salesforce) upsertCollection(w http.ResponseWriter, r *http.Request, ob
 		return
 	}
 	writeJSON(w, http.StatusOK, writeAll())
+}
+
+// describe is GET /sobjects/{object}/describe, for Task and the objects
+// with an external-id field: the object's name and rights and its fields'
+// names, types, lengths and external-id and unique flags.
+func (f *Salesforce) describe(w http.ResponseWriter, object string) {
+	f.mu.Lock()
+	ext, ok := f.extIDs[object]
+	f.mu.Unlock()
+	if !ok && object != "Task" {
+		writeSFError(w, 404, "NOT_FOUND", "The requested resource does not exist")
+		return
+	}
+	type field struct {
+		Name       string `json:"name"`
+		Type       string `json:"type"`
+		Length     int    `json:"length"`
+		ExternalID bool   `json:"externalId"`
+		Unique     bool   `json:"unique"`
+		Createable bool   `json:"createable"`
+		Updateable bool   `json:"updateable"`
+	}
+	var fields []field
+	if object == "Task" {
+		for _, name := range slices.Sorted(maps.Keys(taskFields)) {
+			fields = append(fields, field{Name: name, Type: taskFields[name], Length: taskLimits[name], Createable: true, Updateable: name != "TaskSubtype"})
+		}
+	}
+	if ext != "" {
+		fields = append(fields, field{Name: ext, Type: "string", Length: 255, ExternalID: true, Unique: true, Createable: true, Updateable: true})
+	}
+	writeJSON(w, 200, map[string]any{"name": object, "createable": true, "updateable": true, "fields": fields})
 }
 
 // search is GET /search?q=FIND {…} IN PHONE FIELDS RETURNING …: it

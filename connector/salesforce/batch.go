@@ -114,7 +114,7 @@ func (t *Target) collectionResults(ans *answer, idx []int, recs []*record, resul
 	for j, i := range idx {
 		results[i] = BatchResult{Result: connector.Result{Status: ans.status}}
 		if v != delivered {
-			results[i].Err = t.failure(ans, v, recs[i])
+			results[i].Err = t.failure(ans, v, recs[i].String())
 			continue
 		}
 		raw, _ := json.Marshal(items[j])
@@ -128,9 +128,9 @@ func (t *Target) collectionResults(ans *answer, idx []int, recs []*record, resul
 				again = append(again, i)
 				continue
 			}
-			results[i].Err = t.failure(item, dead, recs[i])
+			results[i].Err = t.failure(item, dead, recs[i].String())
 		default:
-			results[i].Err = t.failure(item, iv, recs[i])
+			results[i].Err = t.failure(item, iv, recs[i].String())
 		}
 	}
 	return again

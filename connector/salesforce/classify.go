@@ -131,15 +131,16 @@ func classify(a *answer) verdict {
 	return dead
 }
 
-// failure turns an answer whose verdict is retry, dead or refresh into the error
-// the outbox acts on: Salesforce's messages, the rule and the fields they
-// name, and the body as the CRM's own message.
-func (t *Target) failure(a *answer, v verdict, rec *record) error {
+// failure turns an answer whose verdict is retry, dead or refresh into
+// the error the outbox acts on: what was asked (such as the record's
+// object, rule and key), Salesforce's messages and the fields they name,
+// and the body as the CRM's own message.
+func (t *Target) failure(a *answer, v verdict, what string) error {
 	var msg string
 	switch {
 	case a.status == http.StatusMultipleChoices:
-		msg = fmt.Sprintf("several %s records hold %s = %q: make %s Unique so that each activity key is on one record",
-			rec.object, t.cfg.ExternalIDField, rec.extID, t.cfg.ExternalIDField)
+		msg = fmt.Sprintf("several records hold this key in %s: make %s Unique so that each activity key is on one record",
+			t.cfg.ExternalIDField, t.cfg.ExternalIDField)
 	case len(a.errs) > 0:
 		parts := make([]string, len(a.errs))
 		for i, e := range a.errs {
@@ -167,7 +168,7 @@ func (t *Target) failure(a *answer, v verdict, rec *record) error {
 	de := &connector.DeliveryError{
 		Status: a.status,
 		Body:   strings.TrimSpace(body),
-		Err:    fmt.Errorf("salesforce %s, rule %q, key %q: %s", rec.object, rec.rule, rec.key, msg),
+		Err:    fmt.Errorf("%s: %s", what, msg),
 	}
 	if v == dead {
 		return connector.Permanent(de)

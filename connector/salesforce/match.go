@@ -140,7 +140,7 @@ func (t *Target) search(ctx context.Context, digits string, rec *record) (matchE
 		ans.parseErrors()
 	}
 	if v := classify(ans); v != delivered {
-		return matchEntry{}, t.failure(ans, v, rec)
+		return matchEntry{}, t.failure(ans, v, rec.String())
 	}
 	hits := found.SearchRecords
 	e := matchEntry{at: t.now()}

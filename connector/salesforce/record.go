@@ -40,6 +40,11 @@ type record struct {
 	fields map[string]any
 }
 
+// String names the record in errors.
+func (r *record) String() string {
+	return fmt.Sprintf("salesforce %s, rule %q, key %q", r.object, r.rule, r.key)
+}
+
 // dropSubtype removes TaskSubtype, which Salesforce sets on create only,
 // for sending again to a Task that exists, and reports whether there was
 // one to remove.

@@ -302,9 +302,9 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 			if rec.dropSubtype() {
 				continue
 			}
-			return connector.Result{Status: ans.status}, t.failure(ans, dead, rec)
+			return connector.Result{Status: ans.status}, t.failure(ans, dead, rec.String())
 		default:
-			return connector.Result{Status: ans.status}, t.failure(ans, v, rec)
+			return connector.Result{Status: ans.status}, t.failure(ans, v, rec.String())
 		}
 	}
 }

@@ -314,7 +314,7 @@ func TestSeveralMatches(t *testing.T) {
 	}
 	fake.Duplicate("Task", "dup")
 	r, err := deliver(t, tg, "dup", activity("dup"))
-	if r.Status != 300 || !permanent(err) || !strings.Contains(err.Error(), "several Task records hold CallLogKey__c") {
+	if r.Status != 300 || !permanent(err) || !strings.Contains(err.Error(), `salesforce Task, rule "log-call", key "dup": several records hold this key in CallLogKey__c`) {
 		t.Errorf("Deliver = %+v, %v, want 300 dead with a clear message", r, err)
 	}
 }
