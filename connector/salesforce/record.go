@@ -75,7 +75,7 @@ func (t *Target) prepare(ctx context.Context, d connector.Delivery) (*record, er
 		rec.fields = map[string]any{}
 	}
 	if err := t.build(rec, &a); err != nil {
-		return nil, connector.Permanent(fmt.Errorf("salesforce: rule %q, key %q: %w", rec.rule, key, err))
+		return nil, connector.Permanent(fmt.Errorf("%s: %w", rec, err))
 	}
 	if t.match != nil && t.match.applies(&a, rec) {
 		if err := t.matchCaller(ctx, &a, rec); err != nil {
