@@ -1,0 +1,305 @@
+package connectortest
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// DataversePath is the Web API path of FakeDataverse.
+const DataversePath = "/api/data/v9.2"
+
+// Credentials FakeDataverse's token endpoint accepts.
+const (
+	DataverseClientID     = "0b7c3a52-9d4e-4f1a-8f0e-5a1c2d3e4f60"
+	DataverseClientSecret = "dv~S3cr3t.value_42"
+	DataverseTenant       = "5f1e9c2a-3b4d-4e5f-8a6b-7c8d9e0f1a2b"
+)
+
+// dataverseSets are the activity tables the fake knows: entity set to
+// logical name.
+var dataverseSets = map[string]string{
+	"phonecalls": "phonecall", "tasks": "task", "letters": "letter",
+	"faxes": "fax", "appointments": "appointment",
+}
+
+// FakeDataverse is a Dataverse environment's Web API with its Entra ID
+// token endpoint, as crm-apis.md section 3 describes them, quirks
+// included:
+//
+//   - PATCH {set}({id}) upserts; with If-None-Match: * it only creates and
+//     answers 412 for an id that exists, with If-Match: * it only updates
+//     and answers 404 for one that does not. A create answers 204 with
+//     OData-EntityId.
+//   - statecode and statuscode are refused on create; a completed or
+//     canceled activity (statecode 1 or 2) is read-only.
+//   - A lookup is set with "<navigation property>@odata.bind":
+//     "/<set>(<guid>)"; the regarding navigation properties are
+//     type-specific (regardingobjectid_contact_phonecall), and an unknown
+//     one is a 400. Activity parties go in <table>_activity_parties with a
+//     participationtypemask of 1 (from) or 2 (to).
+//   - 401 with WWW-Authenticate for a missing or expired token; errors are
+//     {"error":{"code","message"}}.
+//
+// The token endpoint is at TokenURL and accepts the client credentials
+// grant with DataverseClientID and DataverseClientSecret in the form and a
+// scope of "<environment>/.default".
+type FakeDataverse struct {
+	crmFake
+
+	// TokenLifetime is the expires_in of the tokens issued, in seconds
+	// (default 3599, as Entra ID answers).
+	TokenLifetime int
+
+	dmu     sync.Mutex
+	records map[string]map[string]any // "phonecalls(<id>)" → columns
+}
+
+// NewFakeDataverse starts a FakeDataverse, closed when the test ends.
+func NewFakeDataverse(tb testing.TB) *FakeDataverse {
+	f := &FakeDataverse{TokenLifetime: 3599, records: map[string]map[string]any{}}
+	f.start(tb, "/"+DataverseTenant+"/oauth2/v2.0/token", f.serve)
+	return f
+}
+
+// TokenURL is the fake's Entra ID token endpoint.
+func (f *FakeDataverse) TokenURL() string { return f.URL + f.tokenPath }
+
+// Record returns the columns of the record of entity set with id, or nil.
+func (f *FakeDataverse) Record(set, id string) map[string]any {
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	return f.records[set+"("+id+")"]
+}
+
+// Count returns the number of records in entity set.
+func (f *FakeDataverse) Count(set string) int {
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	n := 0
+	for k := range f.records {
+		if strings.HasPrefix(k, set+"(") {
+			n++
+		}
+	}
+	return n
+}
+
+var (
+	dataverseRecordPath = regexp.MustCompile(`^` + DataversePath + `/([a-z_]+)\(([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\)$`)
+	dataverseBindValue  = regexp.MustCompile(`^/[a-z_]+\([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\)$`)
+)
+
+func (f *FakeDataverse) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == f.tokenPath {
+		f.token(w, r)
+		return
+	}
+	if !f.bearerValid(r) {
+		w.Header().Set("WWW-Authenticate", "Bearer authorization_uri=https://login.microsoftonline.com/"+DataverseTenant+"/oauth2/authorize, resource_id="+f.URL+"/")
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	set, id := "", ""
+	if m := dataverseRecordPath.FindStringSubmatch(r.URL.Path); m != nil {
+		set, id = m[1], m[2]
+	} else if r.Method == http.MethodPost {
+		set, id = strings.TrimPrefix(r.URL.Path, DataversePath+"/"), newGUID()
+	}
+	table, ok := dataverseSets[set]
+	if !ok {
+		dataverseError(w, http.StatusNotFound, "0x80060888", fmt.Sprintf("Resource not found for the segment '%s'.", strings.TrimPrefix(r.URL.Path, DataversePath+"/")))
+		return
+	}
+	key := set + "(" + id + ")"
+	switch r.Method {
+	case http.MethodGet:
+		f.dmu.Lock()
+		rec := f.records[key]
+		f.dmu.Unlock()
+		if rec == nil {
+			dataverseError(w, http.StatusNotFound, "0x80040217", fmt.Sprintf("%s With Id = %s Does Not Exist", table, id))
+			return
+		}
+		b, _ := json.Marshal(rec)
+		writeJSON(w, http.StatusOK, string(b))
+	case http.MethodPatch, http.MethodPost:
+		f.write(w, r, set, table, id)
+	default:
+		dataverseError(w, http.StatusMethodNotAllowed, "0x80060888", "The requested resource does not support http method '"+r.Method+"'.")
+	}
+}
+
+// write creates or updates one record.
+func (f *FakeDataverse) write(w http.ResponseWriter, r *http.Request, set, table, id string) {
+	var cols map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&cols); err != nil {
+		dataverseError(w, http.StatusBadRequest, "0x80048d19", "Error identified in Payload provided by the user for Entity :'"+set+"'")
+		return
+	}
+	if msg := checkDataverseColumns(table, cols); msg != "" {
+		dataverseError(w, http.StatusBadRequest, "0x80048d19", msg)
+		return
+	}
+	key := set + "(" + id + ")"
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	rec, exists := f.records[key]
+	switch {
+	case exists && (r.Method == http.MethodPost || r.Header.Get("If-None-Match") == "*"):
+		dataverseError(w, http.StatusPreconditionFailed, "", "A record with matching key values already exists.")
+		return
+	case !exists && r.Header.Get("If-Match") == "*":
+		dataverseError(w, http.StatusNotFound, "0x80040217", fmt.Sprintf("%s With Id = %s Does Not Exist", table, id))
+		return
+	case !exists:
+		if _, ok := cols["statecode"]; ok {
+			dataverseError(w, http.StatusBadRequest, "0x80040203", "statecode is not valid for create: create the activity open, then set its state.")
+			return
+		}
+		if _, ok := cols["statuscode"]; ok {
+			dataverseError(w, http.StatusBadRequest, "0x80040203", "statuscode is not valid for create: create the activity open, then set its status.")
+			return
+		}
+		rec = map[string]any{"activityid": id, "statecode": 0.0, "statuscode": 1.0}
+	case rec["statecode"] != 0.0:
+		dataverseError(w, http.StatusBadRequest, "0x80040203", "This "+table+" is closed or canceled and cannot be edited.")
+		return
+	}
+	if msg := checkDataverseState(cols); msg != "" {
+		dataverseError(w, http.StatusBadRequest, "0x80040203", msg)
+		return
+	}
+	for k, v := range cols {
+		rec[k] = v
+	}
+	f.records[key] = rec
+	w.Header().Set("OData-EntityId", f.URL+DataversePath+"/"+key)
+	w.Header().Set("OData-Version", "4.0")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// checkDataverseColumns returns why Dataverse would refuse cols, or "".
+func checkDataverseColumns(table string, cols map[string]any) string {
+	for k, v := range cols {
+		nav, isBind := strings.CutSuffix(k, "@odata.bind")
+		switch {
+		case isBind:
+			if !dataverseNavProperty(table, nav) {
+				return fmt.Sprintf("An undeclared property '%s' which only has property annotations in the payload but no property value was found in the payload.", nav)
+			}
+			if s, _ := v.(string); !dataverseBindValue.MatchString(s) {
+				return fmt.Sprintf("Bad Request - Error in query syntax: %q is not a record path.", s)
+			}
+		case k == table+"_activity_parties":
+			if msg := checkDataverseParties(v); msg != "" {
+				return msg
+			}
+		case strings.Contains(k, "@"):
+			return fmt.Sprintf("The property annotation '%s' is not supported here.", k)
+		}
+	}
+	return ""
+}
+
+// dataverseNavProperty reports whether nav is a lookup navigation property
+// of table the fake knows.
+func dataverseNavProperty(table, nav string) bool {
+	for _, target := range []string{"contact", "account", "incident", "opportunity", "lead"} {
+		if nav == "regardingobjectid_"+target+"_"+table {
+			return true
+		}
+	}
+	return nav == "ownerid" || nav == "transactioncurrencyid"
+}
+
+func checkDataverseParties(v any) string {
+	parties, ok := v.([]any)
+	if !ok {
+		return "activity parties must be an array"
+	}
+	for _, p := range parties {
+		m, _ := p.(map[string]any)
+		if mask := m["participationtypemask"]; mask != 1.0 && mask != 2.0 {
+			return fmt.Sprintf("participationtypemask %v is not valid here: 1 is the sender, 2 a recipient", mask)
+		}
+		binds := 0
+		for k, v := range m {
+			if nav, ok := strings.CutSuffix(k, "@odata.bind"); ok {
+				s, _ := v.(string)
+				if !strings.HasPrefix(nav, "partyid_") || !dataverseBindValue.MatchString(s) {
+					return fmt.Sprintf("activity party %s = %v is not a party binding", k, v)
+				}
+				binds++
+			}
+		}
+		if binds != 1 {
+			return "an activity party needs exactly one partyid_*@odata.bind"
+		}
+	}
+	return ""
+}
+
+// checkDataverseState returns why a statecode/statuscode pair is not valid
+// for a phone call, or "".
+func checkDataverseState(cols map[string]any) string {
+	state, hasState := cols["statecode"]
+	status, hasStatus := cols["statuscode"]
+	if !hasState && !hasStatus {
+		return ""
+	}
+	valid := map[float64][]float64{0: {1}, 1: {2, 4}, 2: {3}}
+	s, _ := state.(float64)
+	allowed, ok := valid[s]
+	if !ok || !hasState {
+		return fmt.Sprintf("statecode %v is not valid", state)
+	}
+	if !hasStatus {
+		return ""
+	}
+	for _, a := range allowed {
+		if status == a {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%v is not a valid status code for state code %v", status, state)
+}
+
+// token is the Entra ID client credentials grant.
+func (f *FakeDataverse) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
+		writeJSON(w, http.StatusBadRequest, `{"error":"invalid_request","error_description":"AADSTS900144: The request body must contain the following parameter: 'grant_type'."}`)
+		return
+	}
+	switch {
+	case r.PostForm.Get("grant_type") != "client_credentials":
+		writeJSON(w, http.StatusBadRequest, `{"error":"unsupported_grant_type","error_description":"AADSTS70003: The app requested an unsupported grant type."}`)
+	case r.PostForm.Get("client_id") != DataverseClientID || r.PostForm.Get("client_secret") != DataverseClientSecret:
+		writeJSON(w, http.StatusUnauthorized, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}`)
+	case r.PostForm.Get("scope") != f.URL+"/.default":
+		writeJSON(w, http.StatusBadRequest, `{"error":"invalid_scope","error_description":"AADSTS1002012: The provided value for scope is not valid."}`)
+	default:
+		f.issueToken(w, "dv", f.TokenLifetime)
+	}
+}
+
+func dataverseError(w http.ResponseWriter, status int, code, msg string) {
+	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	w.Header().Set("OData-Version", "4.0")
+	writeJSON(w, status, string(b))
+}
+
+// newGUID returns a random GUID, as Dataverse gives a record created
+// without one.
+func newGUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
