@@ -304,6 +304,16 @@ func explain(tr tokenResponse, jsonErr error, body []byte) string {
 	return strings.TrimSpace(string(body))
 }
 
+// Redact removes the client secret and the grant's secrets from text that
+// a server sent, in case it echoes a request. A nil TokenSource returns
+// text as it is.
+func (s *TokenSource) Redact(text string) string {
+	if s == nil {
+		return text
+	}
+	return s.scrubText(text)
+}
+
 // scrubText removes the secrets of the request from text the token
 // endpoint sent, in case it echoes the request.
 func (s *TokenSource) scrubText(t string) string {

@@ -295,7 +295,7 @@ func (t *Target) check(resp *http.Response, method string, refreshed bool, token
 			return &connector.DeliveryError{Status: status, Err: errors.New("create answered 204 without OData-EntityId"), Body: string(body)}
 		case out != nil:
 			if err := json.Unmarshal(body, out); err != nil {
-				return &connector.DeliveryError{Status: status, Err: errors.New("answer is not the JSON of a row"), Body: strings.ReplaceAll(string(body), token, "[access token]")}
+				return &connector.DeliveryError{Status: status, Err: errors.New("answer is not the JSON of a row"), Body: t.redact(string(body), token)}
 			}
 		}
 		return nil
@@ -325,10 +325,18 @@ func (t *Target) check(resp *http.Response, method string, refreshed bool, token
 			c.Body += " (" + e.Error.Code + ")"
 		}
 	}
-	if token != "" {
-		c.Body = strings.ReplaceAll(c.Body, token, "[access token]")
-	}
+	c.Body = t.redact(c.Body, token)
 	return &c
+}
+
+// redact removes the credentials and the access token of a request from
+// text Dataverse sent, in case it echoes them.
+func (t *Target) redact(text, token string) string {
+	text = t.tokens.Redact(text)
+	if token != "" {
+		text = strings.ReplaceAll(text, token, "[access token]")
+	}
+	return text
 }
 
 // record is one activity as Dataverse rows it: where, and the columns of
