@@ -1,0 +1,206 @@
+package connectortest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Credentials FakeServiceNow accepts: basic auth as the user, the OAuth
+// password grant as the user with the client, the client credentials
+// grant as the client.
+const (
+	ServiceNowUser         = "ctibridge.integration"
+	ServiceNowPassword     = "Sn0w!pa55 word"
+	ServiceNowClientID     = "3f9a1c0d5b7e4a2f8c6d0e1f2a3b4c5d"
+	ServiceNowClientSecret = "sn-client-s3cret"
+)
+
+// ServiceNowTablePath is the Table API's path.
+const ServiceNowTablePath = "/api/now/table/"
+
+// serviceNowTables are the fake instance's tables and their columns
+// (beyond sys_id); a column not listed is ignored on insert, as ServiceNow
+// does.
+var serviceNowTables = map[string][]string{
+	"incident":                {"number", "short_description", "description", "caller_id", "contact_type", "correlation_id", "work_notes"},
+	"sn_customerservice_case": {"number", "short_description", "description", "contact", "account", "correlation_id", "work_notes"},
+	"u_call_log":              {"u_number", "u_phone", "u_direction", "u_duration", "u_notes", "u_call_key"},
+}
+
+// FakeServiceNow is a ServiceNow instance's Table API and OAuth endpoint,
+// as crm-apis.md section 5 describes them, quirks included:
+//
+//   - POST /api/now/table/{table} answers 201 with a Location and
+//     {"result":{…,"sys_id"}}; a column the table does not have is
+//     silently dropped.
+//   - GET /api/now/table/{table}?sysparm_query=… matches "field=value"
+//     conditions joined by ^; a condition on a column the table does not
+//     have is ignored, so the query may match every row, as an instance
+//     with glide.invalid_query.returns_no_rows off does.
+//   - Errors are {"error":{"message","detail"},"status":"failure"}: 401
+//     "User Not Authenticated", 400 "Invalid table", 403 for the data
+//     policy that an incident needs a short_description.
+//   - /oauth_token.do grants the password and client credentials grants,
+//     tokens lasting 1,799 s.
+type FakeServiceNow struct {
+	crmFake
+
+	smu  sync.Mutex
+	rows map[string][]map[string]string // table → rows
+	seq  int
+}
+
+// NewFakeServiceNow starts a FakeServiceNow, closed when the test ends.
+func NewFakeServiceNow(tb testing.TB) *FakeServiceNow {
+	f := &FakeServiceNow{rows: map[string][]map[string]string{}}
+	f.start(tb, "/oauth_token.do", f.serve)
+	return f
+}
+
+// Rows returns the rows of table whose column equals value; an empty
+// column returns them all.
+func (f *FakeServiceNow) Rows(table, column, value string) []map[string]string {
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	var out []map[string]string
+	for _, r := range f.rows[table] {
+		if column == "" || r[column] == value {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (f *FakeServiceNow) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == f.tokenPath {
+		f.token(w, r)
+		return
+	}
+	user, pass, basic := r.BasicAuth()
+	if !(basic && user == ServiceNowUser && pass == ServiceNowPassword) && !f.bearerValid(r) {
+		serviceNowError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
+		return
+	}
+	table, ok := strings.CutPrefix(r.URL.Path, ServiceNowTablePath)
+	if !ok || strings.Contains(table, "/") {
+		serviceNowError(w, http.StatusBadRequest, "Requested URI does not represent any resource", "")
+		return
+	}
+	columns, ok := serviceNowTables[table]
+	if !ok {
+		serviceNowError(w, http.StatusBadRequest, "Invalid table "+table, "")
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		f.query(w, r, table, columns)
+	case http.MethodPost:
+		f.insert(w, r, table, columns)
+	default:
+		serviceNowError(w, http.StatusMethodNotAllowed, "Method not Supported", "")
+	}
+}
+
+func (f *FakeServiceNow) query(w http.ResponseWriter, r *http.Request, table string, columns []string) {
+	q := r.URL.Query()
+	var conds [][2]string
+	for _, c := range strings.Split(q.Get("sysparm_query"), "^") {
+		name, value, ok := strings.Cut(c, "=")
+		if ok && slices.Contains(columns, name) || name == "sys_id" {
+			conds = append(conds, [2]string{name, value})
+		}
+	}
+	fields := strings.Split(q.Get("sysparm_fields"), ",")
+	f.smu.Lock()
+	result := []map[string]string{}
+	for _, row := range f.rows[table] {
+		match := true
+		for _, c := range conds {
+			match = match && row[c[0]] == c[1]
+		}
+		if !match {
+			continue
+		}
+		out := map[string]string{}
+		for _, fl := range fields {
+			if v, ok := row[fl]; ok {
+				out[fl] = v
+			}
+		}
+		result = append(result, out)
+		if q.Get("sysparm_limit") == "1" {
+			break
+		}
+	}
+	f.smu.Unlock()
+	b, _ := json.Marshal(map[string]any{"result": result})
+	writeJSON(w, http.StatusOK, string(b))
+}
+
+func (f *FakeServiceNow) insert(w http.ResponseWriter, r *http.Request, table string, columns []string) {
+	var in map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		serviceNowError(w, http.StatusBadRequest, "Exception while reading request", "The payload is not valid JSON.")
+		return
+	}
+	if table == "incident" && in["short_description"] == nil {
+		serviceNowError(w, http.StatusForbidden, "Operation Failed", "Data Policy Exception: \n\tShort description is mandatory")
+		return
+	}
+	f.smu.Lock()
+	f.seq++
+	row := map[string]string{"sys_id": fmt.Sprintf("%032x", 0x5b1e0000+f.seq)}
+	for k, v := range in {
+		if slices.Contains(columns, k) {
+			row[k] = fmt.Sprint(v)
+		}
+	}
+	if slices.Contains(columns, "number") {
+		row["number"] = fmt.Sprintf("INC%07d", f.seq)
+	}
+	f.rows[table] = append(f.rows[table], row)
+	f.smu.Unlock()
+	b, _ := json.Marshal(map[string]any{"result": row})
+	w.Header().Set("Location", f.URL+ServiceNowTablePath+table+"/"+row["sys_id"])
+	writeJSON(w, http.StatusCreated, string(b))
+}
+
+// token is ServiceNow's OAuth endpoint: the password and client
+// credentials grants, client id and secret in the form.
+func (f *FakeServiceNow) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
+		writeJSON(w, http.StatusBadRequest, `{"error":"invalid_request"}`)
+		return
+	}
+	form := r.PostForm
+	if form.Get("client_id") != ServiceNowClientID || form.Get("client_secret") != ServiceNowClientSecret {
+		writeJSON(w, http.StatusUnauthorized, `{"error_description":"access_denied","error":"server_error"}`)
+		return
+	}
+	switch form.Get("grant_type") {
+	case "client_credentials":
+	case "password":
+		if form.Get("username") != ServiceNowUser || form.Get("password") != ServiceNowPassword {
+			writeJSON(w, http.StatusUnauthorized, `{"error_description":"access_denied","error":"server_error"}`)
+			return
+		}
+	default:
+		writeJSON(w, http.StatusBadRequest, `{"error_description":"unsupported_grant_type","error":"server_error"}`)
+		return
+	}
+	f.issueToken(w, "sn", 1799)
+}
+
+func serviceNowError(w http.ResponseWriter, status int, message, detail string) {
+	e := map[string]any{"message": message, "detail": nil}
+	if detail != "" {
+		e["detail"] = detail
+	}
+	b, _ := json.Marshal(map[string]any{"error": e, "status": "failure"})
+	writeJSON(w, status, string(b))
+}

@@ -1,0 +1,403 @@
+// Package servicenow is the ServiceNow target: it inserts each activity
+// record as a row of a table (an interaction, a task, a custom call log)
+// through the Table API, with basic auth or OAuth (the password or the
+// client credentials grant).
+//
+// The Table API has no idempotent insert, so the record's key goes in a
+// correlation column (correlation_id, or one the admin chose), and a
+// delivery first looks the key up and inserts only when no row has it.
+// Within the process the lookup and the insert of one key are one step: a
+// second delivery of the same key waits for the first and then finds its
+// row. Across processes (two daemons on one outbox) the outbox's lease
+// keeps a key to one delivery at a time.
+//
+// A 429 holds every delivery of the target until its Retry-After, or else
+// its X-RateLimit-Reset, which ServiceNow's rate limit rules send.
+// ServiceNow's {"error":{"message","detail"}} is what a dead delivery
+// shows.
+package servicenow
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/connector"
+)
+
+// DefaultTimeout bounds one request when New is given no client.
+const DefaultTimeout = 30 * time.Second
+
+// maxCorrelation is the longest key stored as it is: correlation_id holds
+// 100 characters, and ServiceNow cuts longer values without saying so, which
+// would make the lookup miss.
+const maxCorrelation = 100
+
+// Config is what an admin configures for a ServiceNow target.
+type Config struct {
+	// URL is the instance's URL, such as https://acme.service-now.com.
+	// Required.
+	URL string
+	// Username and Password are an integration user's, for basic auth, or
+	// for the OAuth password grant with ClientID.
+	Username string
+	Password string
+	// ClientID and ClientSecret are an OAuth application registry entry's.
+	// With them the target uses OAuth: the password grant when Username is
+	// set, the client credentials grant otherwise.
+	ClientID     string
+	ClientSecret string
+	// TokenURL is the OAuth token endpoint; default URL + "/oauth_token.do".
+	TokenURL string
+	// Table is where rows go when a rule names no object; a rule's object
+	// names its own table. Optional when every rule names one.
+	Table string
+	// CorrelationField is the column that holds the record's key; default
+	// "correlation_id" (task tables have it). It must exist on each table
+	// written: ServiceNow drops an unknown column silently, and the target
+	// then refuses to deliver rather than insert again on every retry.
+	CorrelationField string
+}
+
+var name = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// Target delivers activity records to one ServiceNow instance. It is safe
+// for concurrent use.
+type Target struct {
+	base     string // instance URL + /api/now/table/
+	redacted string
+	table    string
+	field    string
+	user     string // basic auth, when tokens is nil
+	password string // basic auth or the password grant's
+	client   *http.Client
+	tokens   *connector.TokenSource // nil: basic auth
+	locks    connector.KeyLock
+	pause    connector.Pause
+	now      func() time.Time
+}
+
+// New validates cfg and returns a Target. An error names the key at fault
+// (url, username, password, client_id, client_secret, token_url, table,
+// correlation_field) and never repeats a secret. A nil client means one
+// with DefaultTimeout; redirects are not followed.
+func New(cfg Config, client *http.Client) (*Target, error) {
+	u, err := connector.ParseHTTPURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	instance := strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/")
+	oauth := cfg.ClientID != "" || cfg.ClientSecret != ""
+	switch {
+	case oauth && cfg.ClientID == "":
+		return nil, errors.New("client_id: required with client_secret")
+	case oauth && cfg.ClientSecret == "":
+		return nil, errors.New("client_secret: required with client_id")
+	case !oauth && cfg.Username == "":
+		return nil, errors.New("username: required for basic auth (or client_id and client_secret for OAuth)")
+	case cfg.Username != "" && cfg.Password == "":
+		return nil, errors.New("password: required with username")
+	case cfg.Username == "" && cfg.Password != "":
+		return nil, errors.New("username: required with password")
+	case !oauth && cfg.TokenURL != "":
+		return nil, errors.New("token_url: needs client_id and client_secret")
+	}
+	if cfg.Table != "" && !name.MatchString(cfg.Table) {
+		return nil, fmt.Errorf("table: %q is not a table name", cfg.Table)
+	}
+	field := cfg.CorrelationField
+	if field == "" {
+		field = "correlation_id"
+	}
+	if !name.MatchString(field) {
+		return nil, fmt.Errorf("correlation_field: %q is not a column name", field)
+	}
+
+	c := http.Client{Timeout: DefaultTimeout}
+	if client != nil {
+		c = *client
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	t := &Target{
+		base:     instance + "/api/now/table/",
+		redacted: connector.RedactURL(u),
+		table:    cfg.Table,
+		field:    field,
+		client:   &c,
+		now:      time.Now,
+	}
+	t.password = cfg.Password // redacted from what ServiceNow sends back
+	if !oauth {
+		t.user = cfg.Username
+		return t, nil
+	}
+	tokenURL := cfg.TokenURL
+	if tokenURL == "" {
+		tokenURL = instance + "/oauth_token.do"
+	}
+	grant := url.Values{"grant_type": {"client_credentials"}}
+	if cfg.Username != "" {
+		grant = url.Values{"grant_type": {"password"}, "username": {cfg.Username}, "password": {cfg.Password}}
+	}
+	t.tokens, err = connector.NewTokenSource(connector.TokenConfig{
+		URL:                tokenURL,
+		Grant:              grant,
+		ClientID:           cfg.ClientID,
+		ClientSecret:       cfg.ClientSecret,
+		ClientSecretInBody: true,
+		Client:             &c,
+		Now:                func() time.Time { return t.now() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token_url: %w", err)
+	}
+	return t, nil
+}
+
+// String describes the target for logs, without secrets.
+func (t *Target) String() string {
+	if t.tokens != nil {
+		return "servicenow " + t.redacted + " (oauth2)"
+	}
+	return "servicenow " + t.redacted
+}
+
+// Deliver inserts the activity in d.Body into its table, unless a row
+// already has its key. RecordID is the row's sys_id. Errors are
+// *connector.DeliveryError: permanent for a row ServiceNow refuses (with
+// its message and detail) or that cannot be built, retryable otherwise.
+func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.Result, error) {
+	table, row, err := t.row(d)
+	if err != nil {
+		return connector.Result{}, connector.Permanent(err)
+	}
+	value := correlation(d.Key)
+	unlock, err := t.locks.Lock(ctx, d.Key)
+	if err != nil {
+		return connector.Result{}, &connector.DeliveryError{Err: err}
+	}
+	defer unlock()
+
+	q := url.Values{
+		"sysparm_query":  {t.field + "=" + value},
+		"sysparm_fields": {"sys_id," + t.field},
+		"sysparm_limit":  {"1"},
+	}
+	var found struct {
+		Result []map[string]any `json:"result"`
+	}
+	status, err := t.send(ctx, http.MethodGet, t.base+table+"?"+q.Encode(), nil, &found)
+	if err != nil {
+		return connector.Result{Status: status}, err
+	}
+	if found.Result == nil {
+		return connector.Result{Status: status}, &connector.DeliveryError{Status: status, Err: errors.New("lookup answer has no result array")}
+	}
+	if len(found.Result) > 0 {
+		r := found.Result[0]
+		id, _ := r["sys_id"].(string)
+		if r[t.field] != value || id == "" {
+			// The instance ignored the condition (a column the table does
+			// not have) and answered some other row.
+			return connector.Result{Status: status}, connector.Permanent(errNoCorrelation(table, t.field))
+		}
+		return connector.Result{Status: status, RecordID: id}, nil
+	}
+
+	row[t.field] = value
+	var created struct {
+		Result map[string]any `json:"result"`
+	}
+	status, err = t.send(ctx, http.MethodPost, t.base+table+"?sysparm_fields=sys_id,"+t.field, row, &created)
+	if err != nil {
+		return connector.Result{Status: status}, err
+	}
+	id, _ := created.Result["sys_id"].(string)
+	if id == "" {
+		return connector.Result{Status: status}, &connector.DeliveryError{Status: status, Err: errors.New("insert answer has no result.sys_id")}
+	}
+	if created.Result[t.field] != value {
+		// Written, but no later lookup would find it: stop here rather
+		// than insert again on every retry.
+		return connector.Result{Status: status, RecordID: id}, connector.Permanent(errNoCorrelation(table, t.field))
+	}
+	return connector.Result{Status: status, RecordID: id}, nil
+}
+
+// errNoCorrelation says that a table does not keep the key in the
+// correlation column.
+func errNoCorrelation(table, field string) error {
+	return fmt.Errorf("correlation_field: table %s has no column %s, or it does not keep the key", table, field)
+}
+
+// correlation is the value that stands for key in the correlation column:
+// the key itself, or, when it is too long or has the ^ that separates the
+// conditions of a query, "sha256:" and its hash.
+func correlation(key string) string {
+	if len(key) <= maxCorrelation && !strings.ContainsAny(key, "^\r\n") {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// row returns the table and columns of d's activity.
+func (t *Target) row(d connector.Delivery) (string, map[string]any, error) {
+	var a connector.Activity
+	if err := json.Unmarshal(d.Body, &a); err != nil {
+		return "", nil, fmt.Errorf("activity: %w", err)
+	}
+	if d.Key == "" {
+		return "", nil, errors.New("delivery key is empty")
+	}
+	table := a.Object
+	if table == "" {
+		table = t.table
+	}
+	switch {
+	case table == "":
+		return "", nil, errors.New("the rule names no object and the target no table")
+	case !name.MatchString(table):
+		return "", nil, fmt.Errorf("object %q is not a table name", table)
+	}
+	row := make(map[string]any, len(a.Fields)+1)
+	for k, v := range a.Fields {
+		row[k] = v
+	}
+	if v, ok := row[t.field]; ok && v != correlation(d.Key) {
+		return "", nil, fmt.Errorf("field %s is the correlation field: the target sets it to the key", t.field)
+	}
+	return table, row, nil
+}
+
+// send makes one request, with a token (and once more with a new token
+// after a 401) or basic auth, and decodes a 2xx JSON answer into out.
+func (t *Target) send(ctx context.Context, method, u string, body, out any) (int, error) {
+	if err := t.pause.Check(t.now()); err != nil {
+		return 0, err
+	}
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return 0, connector.Permanent(fmt.Errorf("encode row: %w", err))
+		}
+	}
+	var token string
+	resp, refreshed, err := t.tokens.Do(ctx, func(tok string) (*http.Response, error) {
+		token = tok
+		req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(payload))
+		if err != nil {
+			return nil, connector.Permanent(fmt.Errorf("build request: %w", connector.ScrubURL(err, t.redacted)))
+		}
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("User-Agent", "ctibridge")
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if t.tokens != nil {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		} else {
+			req.SetBasicAuth(t.user, t.password)
+		}
+		resp, err := t.client.Do(req)
+		if err != nil {
+			return nil, &connector.DeliveryError{Err: connector.ScrubURL(err, t.redacted)}
+		}
+		return resp, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, t.check(resp, refreshed, token, out)
+}
+
+// check is what a ServiceNow answer means for a delivery, the one place
+// that decides it: a 2xx whose JSON decodes into out is done, one that does
+// not is retried with its body kept; a 429 holds the target until its
+// Retry-After or X-RateLimit-Reset; other statuses are as
+// connector.Classify says, with ServiceNow's message and detail. It reads
+// and closes the body.
+func (t *Target) check(resp *http.Response, refreshed bool, token string, out any) error {
+	now := t.now()
+	status := resp.StatusCode
+	if connector.Classify(status) == connector.Delivered {
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, connector.MaxErrorBody))
+		if err == nil {
+			err = json.Unmarshal(body, out)
+		}
+		if err != nil {
+			return &connector.DeliveryError{Status: status, Err: errors.New("answer is not the Table API's JSON"), Body: t.redact(string(body), token)}
+		}
+		return nil
+	}
+
+	reset := resp.Header.Get("X-RateLimit-Reset")
+	err := connector.CheckResponse(resp, now)
+	var de *connector.DeliveryError
+	if !errors.As(err, &de) {
+		return err
+	}
+	c := *de
+	if status == http.StatusTooManyRequests {
+		wait := c.RetryAfter()
+		if secs, err := strconv.ParseInt(reset, 10, 64); wait == 0 && err == nil {
+			wait = time.Unix(secs, 0).Sub(now)
+		}
+		if wait > 0 {
+			t.pause.Until(now.Add(wait))
+			e := connector.WithRetryAfter(&c, wait).(*connector.DeliveryError)
+			c = *e
+		}
+	}
+	if status == http.StatusUnauthorized && refreshed {
+		c.Err = errors.New("refused a newly fetched access token")
+	}
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+			Detail  string `json:"detail"`
+		} `json:"error"`
+	}
+	if json.Unmarshal([]byte(c.Body), &e) == nil && e.Error.Message != "" {
+		c.Body = e.Error.Message
+		if e.Error.Detail != "" {
+			c.Body += ": " + e.Error.Detail
+		}
+	}
+	c.Body = t.redact(c.Body, token)
+	return &c
+}
+
+// basicCredentials is what basic auth sends for user and password, or "".
+func basicCredentials(user, password string) string {
+	if user == "" {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
+
+// redact removes the credentials and the access token of a request from
+// text ServiceNow sent, in case it echoes them.
+func (t *Target) redact(text, token string) string {
+	text = t.tokens.Redact(text)
+	for _, s := range []string{token, t.password, basicCredentials(t.user, t.password)} {
+		if s != "" {
+			text = strings.ReplaceAll(text, s, "[secret]")
+		}
+	}
+	return text
+}

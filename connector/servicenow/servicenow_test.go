@@ -1,0 +1,350 @@
+package servicenow
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/connector"
+	"github.com/ctibridge/ctibridge/connector/connectortest"
+	"github.com/ctibridge/ctibridge/internal/spectest"
+)
+
+// t0 is the tests' clock: any fixed time works.
+var t0 = time.Date(2026, 3, 14, 17, 2, 11, 0, time.UTC)
+
+func basic(f *connectortest.FakeServiceNow) Config {
+	return Config{URL: f.URL, Username: connectortest.ServiceNowUser, Password: connectortest.ServiceNowPassword, Table: "incident"}
+}
+
+func newTarget(t *testing.T, f *connectortest.FakeServiceNow, cfg Config) (*Target, *time.Time) {
+	t.Helper()
+	client := &http.Client{
+		Timeout:   2 * time.Second,
+		Transport: spectest.Transport(t, spectest.Load(t, "testdata/servicenow.yaml", f.URL), nil),
+	}
+	tg, err := New(cfg, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	tg.now = func() time.Time { return now }
+	return tg, &now
+}
+
+func call(t *testing.T, key string) connector.Delivery {
+	b, err := json.Marshal(connector.Activity{Key: key, Fields: map[string]any{
+		"short_description": "Call from +14155550100", "contact_type": "phone",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return connector.Delivery{Key: key, Body: b, Attempt: 1}
+}
+
+func deliveryError(t *testing.T, err error) *connector.DeliveryError {
+	t.Helper()
+	var de *connector.DeliveryError
+	if !errors.As(err, &de) {
+		t.Fatalf("error %v (%T) is not a *connector.DeliveryError", err, err)
+	}
+	return de
+}
+
+func TestDeliver_InsertsOnceWithTheKey(t *testing.T) {
+	f := connectortest.NewFakeServiceNow(t)
+	tg, _ := newTarget(t, f, basic(f))
+	d := call(t, "genesys:0001:calls")
+	res, err := tg.Deliver(t.Context(), d)
+	if err != nil || res.Status != 201 {
+		t.Fatalf("Deliver = %+v, %v", res, err)
+	}
+	rows := f.Rows("incident", "correlation_id", d.Key)
+	if len(rows) != 1 || rows[0]["sys_id"] != res.RecordID || rows[0]["short_description"] != "Call from +14155550100" {
+		t.Fatalf("rows = %v, RecordID %s", rows, res.RecordID)
+	}
+	d.Attempt = 2
+	again, err := tg.Deliver(t.Context(), d)
+	if err != nil || again.RecordID != res.RecordID || again.Status != 200 {
+		t.Errorf("again: %+v, %v; want the same row found", again, err)
+	}
+	if n := len(f.Rows("incident", "", "")); n != 1 {
+		t.Errorf("%d rows, want 1", n)
+	}
+}
+
+func TestDeliver_ConcurrentSameKeyFindsTheFirst(t *testing.T) {
+	f := connectortest.NewFakeServiceNow(t)
+	tg, _ := newTarget(t, f, basic(f))
+	ids := make([]string, 20)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := tg.Deliver(t.Context(), call(t, "five9:77:calls"))
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i] = res.RecordID
+		}()
+	}
+	wg.Wait()
+	if n := len(f.Rows("incident", "", "")); n != 1 {
+		t.Fatalf("%d rows for one key delivered 20 times at once, want 1", n)
+	}
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Errorf("record ids %v, want all the same", ids)
+			break
+		}
+	}
+}
+
+func TestDeliver_OAuth(t *testing.T) {
+	for _, tc := range []struct {
+		grant string
+		cfg   func(*connectortest.FakeServiceNow) Config
+	}{
+		{"password", func(f *connectortest.FakeServiceNow) Config {
+			c := basic(f)
+			c.ClientID, c.ClientSecret = connectortest.ServiceNowClientID, connectortest.ServiceNowClientSecret
+			return c
+		}},
+		{"client_credentials", func(f *connectortest.FakeServiceNow) Config {
+			return Config{URL: f.URL, Table: "incident", ClientID: connectortest.ServiceNowClientID, ClientSecret: connectortest.ServiceNowClientSecret}
+		}},
+	} {
+		t.Run(tc.grant, func(t *testing.T) {
+			f := connectortest.NewFakeServiceNow(t)
+			tg, _ := newTarget(t, f, tc.cfg(f))
+			for _, key := range []string{"a", "b"} {
+				if _, err := tg.Deliver(t.Context(), call(t, key)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.ExpireTokens()
+			if _, err := tg.Deliver(t.Context(), call(t, "c")); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.TokensIssued(); n != 2 {
+				t.Errorf("%d tokens, want 1 cached for two deliveries and 1 after the 401", n)
+			}
+			for _, r := range f.Requests() {
+				if strings.HasPrefix(r.Header.Get("Authorization"), "Basic") {
+					t.Error("basic auth sent with OAuth configured")
+				}
+			}
+			if n := len(f.Rows("incident", "", "")); n != 3 {
+				t.Errorf("%d rows, want 3", n)
+			}
+		})
+	}
+}
+
+func TestDeliver_Throttled(t *testing.T) {
+	f := connectortest.NewFakeServiceNow(t)
+	tg, now := newTarget(t, f, basic(f))
+	body := `{"error":{"message":"Rate limit exceeded","detail":"Rate limit of 100 requests per hour for Table API exceeded"},"status":"failure"}`
+	for _, tc := range []struct {
+		header http.Header
+		want   time.Duration
+	}{
+		{http.Header{"Retry-After": {"30"}}, 30 * time.Second},
+		{http.Header{"X-Ratelimit-Reset": {strconv.FormatInt(t0.Add(45*time.Minute).Unix(), 10)}, "X-Ratelimit-Rule": {"table-api"}}, 45 * time.Minute},
+		{nil, 0},
+	} {
+		*now = t0
+		tg.pause = connector.Pause{}
+		f.Fail(connectortest.Fault{Response: connectortest.Response{Status: 429, Header: tc.header, Body: body}})
+		_, err := tg.Deliver(t.Context(), call(t, "k"))
+		de := deliveryError(t, err)
+		if de.Permanent() || de.RetryAfter() != tc.want || de.Body != "Rate limit exceeded: Rate limit of 100 requests per hour for Table API exceeded" {
+			t.Errorf("%v: %v, retry after %v; want a retry after %v with ServiceNow's message", tc.header, err, de.RetryAfter(), tc.want)
+		}
+		if tc.want == 0 {
+			continue
+		}
+		sent := len(f.Requests())
+		*now = t0.Add(tc.want - time.Second)
+		if _, err := tg.Deliver(t.Context(), call(t, "k2")); deliveryError(t, err).RetryAfter() != time.Second || len(f.Requests()) != sent {
+			t.Errorf("during the pause: %v, %d requests sent", err, len(f.Requests())-sent)
+		}
+	}
+	*now = t0.Add(time.Hour)
+	if _, err := tg.Deliver(t.Context(), call(t, "k")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestDeliver_RejectedKeepsServiceNowsMessage(t *testing.T) {
+	f := connectortest.NewFakeServiceNow(t)
+	tg, _ := newTarget(t, f, basic(f))
+	b, _ := json.Marshal(connector.Activity{Fields: map[string]any{"description": "no short description"}})
+	res, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k", Body: b})
+	de := deliveryError(t, err)
+	if !de.Permanent() || res.Status != 403 || de.Body != "Operation Failed: Data Policy Exception: \n\tShort description is mandatory" {
+		t.Errorf("Deliver = %+v, %v (body %q); want dead with message: detail", res, err, de.Body)
+	}
+
+	b, _ = json.Marshal(connector.Activity{Object: "u_nope", Fields: map[string]any{"a": "b"}})
+	if _, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k", Body: b}); !deliveryError(t, err).Permanent() || !strings.Contains(err.Error(), "Invalid table u_nope") {
+		t.Errorf("unknown table: %v", err)
+	}
+	b, _ = json.Marshal(connector.Activity{Object: "Bad Table"})
+	if _, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k", Body: b}); !deliveryError(t, err).Permanent() {
+		t.Errorf("bad table name: %v", err)
+	}
+	b, _ = json.Marshal(connector.Activity{Fields: map[string]any{"correlation_id": "mine"}})
+	if _, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k", Body: b}); !deliveryError(t, err).Permanent() {
+		t.Errorf("a rule that sets the correlation field: %v", err)
+	}
+}
+
+func TestDeliver_TableWithoutTheCorrelationColumn(t *testing.T) {
+	f := connectortest.NewFakeServiceNow(t)
+	tg, _ := newTarget(t, f, basic(f))
+	b, _ := json.Marshal(connector.Activity{Object: "u_call_log", Fields: map[string]any{"u_phone": "+14155550100"}})
+	d := connector.Delivery{Key: "k", Body: b}
+	for attempt := 1; attempt <= 3; attempt++ {
+		_, err := tg.Deliver(t.Context(), d)
+		if de := deliveryError(t, err); !de.Permanent() || !strings.Contains(err.Error(), "correlation_field") {
+			t.Errorf("attempt %d: %v, want dead naming correlation_field", attempt, err)
+		}
+	}
+	if n := len(f.Rows("u_call_log", "", "")); n != 1 {
+		t.Errorf("%d rows: the first insert cannot be helped, later ones must not happen", n)
+	}
+
+	// With the table's own column, it works.
+	cfg := basic(f)
+	cfg.CorrelationField = "u_call_key"
+	tg, _ = newTarget(t, f, cfg)
+	d.Key = "k2"
+	for range 2 {
+		if _, err := tg.Deliver(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.Rows("u_call_log", "u_call_key", "k2")); n != 1 {
+		t.Errorf("%d rows with u_call_key k2, want 1", n)
+	}
+}
+
+func TestDeliver_TransientFailuresRetryWithoutDuplicates(t *testing.T) {
+	f := connectortest.NewFakeServiceNow(t)
+	tg, _ := newTarget(t, f, basic(f))
+	for i, fault := range []connectortest.Fault{
+		{Method: http.MethodPost, Commit: true, Response: connectortest.Response{Reset: true}},
+		{Method: http.MethodPost, Commit: true, Response: connectortest.Response{Status: 502, Body: "<html>Bad Gateway</html>"}},
+		{Method: http.MethodPost, Commit: true, Response: connectortest.Response{Delay: 3 * time.Second}},
+		{Method: http.MethodGet, Response: connectortest.Response{Status: 503}},
+		{Method: http.MethodGet, Response: connectortest.Response{Status: 200, Body: "<html>login</html>"}},
+		{Method: http.MethodPost, Response: connectortest.Response{Status: 201, Body: `{"result":{}}`}},
+	} {
+		d := call(t, "genesys:"+strconv.Itoa(i)+":calls")
+		f.Fail(fault)
+		if _, err := tg.Deliver(t.Context(), d); deliveryError(t, err).Permanent() {
+			t.Errorf("%+v: %v is permanent", fault.Response, err)
+		}
+		res, err := tg.Deliver(t.Context(), d)
+		rows := f.Rows("incident", "correlation_id", d.Key)
+		if err != nil || len(rows) != 1 || res.RecordID != rows[0]["sys_id"] {
+			t.Errorf("%+v, then: %+v, %v, rows %v", fault.Response, res, err, rows)
+		}
+	}
+}
+
+func TestCorrelation(t *testing.T) {
+	long := strings.Repeat("x", 101)
+	for key, hashed := range map[string]bool{"genesys:1:r": false, strings.Repeat("x", 100): false, long: true, "a^b": true} {
+		got := correlation(key)
+		if hashed != strings.HasPrefix(got, "sha256:") || len(got) > maxCorrelation || hashed && got == correlation(key+"y") {
+			t.Errorf("correlation(%q) = %q", key, got)
+		}
+	}
+	f := connectortest.NewFakeServiceNow(t)
+	tg, _ := newTarget(t, f, basic(f))
+	for range 2 {
+		if _, err := tg.Deliver(t.Context(), call(t, "a^b="+long)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.Rows("incident", "correlation_id", correlation("a^b="+long))); n != 1 {
+		t.Errorf("%d rows, want 1", n)
+	}
+}
+
+func TestNew_Errors(t *testing.T) {
+	ok := Config{URL: "https://acme.service-now.com", Username: "u", Password: "p4ss"}
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.URL = "" }, "url: required"},
+		{func(c *Config) { c.Username = "" }, "username: required"},
+		{func(c *Config) { c.Password = "" }, "password: required"},
+		{func(c *Config) { c.ClientSecret = "s" }, "client_id: required"},
+		{func(c *Config) { c.ClientID = "id" }, "client_secret: required"},
+		{func(c *Config) { c.TokenURL = "https://x/oauth_token.do" }, "token_url:"},
+		{func(c *Config) { c.Table = "Incident;" }, "table:"},
+		{func(c *Config) { c.CorrelationField = "a b" }, "correlation_field:"},
+		{func(c *Config) { *c = Config{URL: c.URL, ClientID: "id", ClientSecret: "s", TokenURL: "::"} }, "token_url:"},
+	} {
+		cfg := ok
+		tc.edit(&cfg)
+		_, err := New(cfg, nil)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("New = %v, want %q…", err, tc.want)
+		}
+	}
+	if _, err := New(ok, nil); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestSecretsStayOut(t *testing.T) {
+	password := connectortest.ServiceNowPassword
+	for _, oauth := range []bool{false, true} {
+		secrets := []string{password, base64.StdEncoding.EncodeToString([]byte(connectortest.ServiceNowUser + ":" + password))}
+		if oauth {
+			secrets = []string{password, url.QueryEscape(password), connectortest.ServiceNowClientSecret, "Bearer sn-1"}
+		}
+		echo := `{"error":{"message":"echo","detail":"` + strings.Join(secrets, " ") + `"}}`
+		for _, fault := range []connectortest.Fault{
+			{Response: connectortest.Response{Status: 400, Body: echo}},
+			{Response: connectortest.Response{Status: 500, Body: echo}},
+			{Response: connectortest.Response{Status: 200, Body: echo}},
+			{Path: "/oauth_token.do", Response: connectortest.Response{Status: 401, Body: echo}},
+		} {
+			if !oauth && fault.Path != "" {
+				continue
+			}
+			f := connectortest.NewFakeServiceNow(t)
+			cfg := basic(f)
+			if oauth {
+				cfg.ClientID, cfg.ClientSecret = connectortest.ServiceNowClientID, connectortest.ServiceNowClientSecret
+			}
+			tg, _ := newTarget(t, f, cfg)
+			f.Fail(fault)
+			res, err := tg.Deliver(t.Context(), call(t, "k"))
+			if err == nil {
+				t.Fatalf("%+v delivered", fault)
+			}
+			for _, s := range []string{err.Error(), deliveryError(t, err).Body, res.RecordID, tg.String()} {
+				for _, secret := range secrets {
+					if strings.Contains(s, secret) && !(fault.Path != "" && secret == "Bearer sn-1") {
+						t.Errorf("oauth %v, %d: %q shows %q", oauth, fault.Status, s, secret)
+					}
+				}
+			}
+		}
+	}
+}
