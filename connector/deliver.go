@@ -104,6 +104,20 @@ func Permanent(err error) error {
 	return &DeliveryError{Err: err, permanent: true}
 }
 
+// RetryLater marks err as one that may succeed later, but not before
+// after: for a CRM that says how long to wait other than by Retry-After
+// (HubSpot asks for about 2 s after a 423 Locked). An after of 0 leaves
+// the wait to the outbox's schedule.
+func RetryLater(err error, after time.Duration) error {
+	var de *DeliveryError
+	if errors.As(err, &de) {
+		c := *de
+		c.permanent, c.retryAfter = false, max(after, 0)
+		return &c
+	}
+	return &DeliveryError{Err: err, retryAfter: max(after, 0)}
+}
+
 // Class is what a target's HTTP status means for a delivery.
 type Class int
 

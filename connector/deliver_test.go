@@ -118,3 +118,23 @@ func TestPermanent(t *testing.T) {
 		t.Errorf("Permanent must mark a copy, leaving the original retryable")
 	}
 }
+
+func TestRetryLater(t *testing.T) {
+	perm := connector.Permanent(&connector.DeliveryError{Status: 423, Body: "locked"})
+	err := connector.RetryLater(perm, 2*time.Second)
+	var de *connector.DeliveryError
+	if !errors.As(err, &de) {
+		t.Fatalf("RetryLater returned %T, want *connector.DeliveryError", err)
+	}
+	if de.Permanent() || de.RetryAfter() != 2*time.Second || de.Status != 423 || de.Body != "locked" {
+		t.Errorf("connector.RetryLater(permanent 423, 2s) = permanent %v, wait %v, %d %q; want retryable after 2s, 423 \"locked\"",
+			de.Permanent(), de.RetryAfter(), de.Status, de.Body)
+	}
+	if !perm.(*connector.DeliveryError).Permanent() {
+		t.Error("RetryLater changed the error it was given")
+	}
+	cause := errors.New("boom")
+	if err := connector.RetryLater(cause, -time.Second); !errors.Is(err, cause) || err.(*connector.DeliveryError).RetryAfter() != 0 {
+		t.Errorf("connector.RetryLater(plain error, -1s) = %v, want it wrapped with no wait", err)
+	}
+}

@@ -1,6 +1,15 @@
 // Package connectortest provides fakes for testing deliveries, as
 // net/http/httptest does for HTTP: FakeCRM is a real HTTP server on
 // loopback that records what it receives and answers as a test scripts it.
+//
+// RunTargetSuite is the conformance table every CRM target runs against its
+// CRM's fake: created, already exists, validation error, expired token,
+// throttling, 5xx, timeout, and answers lost or garbled after the CRM wrote
+// the record. Faults, TokenStore, Hang, Reset and RetryAfterHeader are the
+// pieces a CRM fake is built from.
+//
+// It imports only the standard library, so that any target's tests can use
+// it.
 package connectortest
 
 import (
@@ -92,9 +101,7 @@ func (f *FakeCRM) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if resp.Reset {
 		f.accept(req) // it processed the request; the client will never know
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			conn.Close()
-		}
+		Reset(w)
 		return
 	}
 	if resp.Status == 0 {

@@ -1,7 +1,6 @@
 package connectortest
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,10 +10,11 @@ import (
 	"time"
 )
 
-// Fault is a failure scripted into a CRM fake (FakeDataverse,
-// FakeServiceNow, FakeZendesk): the fake answers one request with Response
+// RequestFault is a failure scripted into FakeDataverse, FakeServiceNow or
+// FakeZendesk for one request chosen by method and path, for tests finer
+// than the suite's FailNext: the fake answers that request with Response
 // instead of its own answer.
-type Fault struct {
+type RequestFault struct {
 	// Method and Path select the requests the fault applies to: a method
 	// ("" for any) and a path prefix ("" for any). Token requests are
 	// never selected unless Path names the token endpoint.
@@ -30,25 +30,26 @@ type Fault struct {
 	Commit bool
 }
 
-// crmFake is what the CRM fakes share: a loopback server, a log of
-// requests, scripted faults and OAuth tokens. Each fake's handler does the
-// CRM's work; crmFake applies faults around it.
+// crmFake is what FakeDataverse, FakeServiceNow and FakeZendesk share: a
+// loopback server, a log of requests, faults scripted per request or by
+// the suite (Faults, answered by the CRM's own quirks), and OAuth tokens
+// (TokenStore). Each fake's handler does the CRM's work; crmFake applies
+// request faults around it.
 type crmFake struct {
 	*httptest.Server
+	Faults
+	TokenStore
 	tokenPath string // the path of the fake's token endpoint, or ""
 
 	mu       sync.Mutex
-	faults   []Fault
+	faults   []RequestFault
 	requests []Request
-	tokenN   int
-	tokens   map[string]bool // access tokens issued and still valid
 }
 
 // start serves handle, with the token endpoint at tokenPath when it is not
 // empty, until the test ends.
 func (f *crmFake) start(tb testing.TB, tokenPath string, handle http.HandlerFunc) {
 	f.tokenPath = tokenPath
-	f.tokens = map[string]bool{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
@@ -68,9 +69,9 @@ func (f *crmFake) start(tb testing.TB, tokenPath string, handle http.HandlerFunc
 	tb.Cleanup(f.Close)
 }
 
-// takeFault removes and returns the first fault that selects r. The
-// caller holds f.mu.
-func (f *crmFake) takeFault(r *http.Request) (Fault, bool) {
+// takeFault removes and returns the first request fault that selects r.
+// The caller holds f.mu.
+func (f *crmFake) takeFault(r *http.Request) (RequestFault, bool) {
 	for i, ft := range f.faults {
 		if ft.Method != "" && ft.Method != r.Method {
 			continue
@@ -85,7 +86,7 @@ func (f *crmFake) takeFault(r *http.Request) (Fault, bool) {
 		f.faults = append(f.faults[:i], f.faults[i+1:]...)
 		return ft, true
 	}
-	return Fault{}, false
+	return RequestFault{}, false
 }
 
 func serveFault(w http.ResponseWriter, r *http.Request, resp Response) {
@@ -97,9 +98,7 @@ func serveFault(w http.ResponseWriter, r *http.Request, resp Response) {
 		}
 	}
 	if resp.Reset {
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			conn.Close()
-		}
+		Reset(w)
 		return
 	}
 	for k, v := range resp.Header {
@@ -109,8 +108,9 @@ func serveFault(w http.ResponseWriter, r *http.Request, resp Response) {
 	io.WriteString(w, resp.Body)
 }
 
-// Fail scripts faults: each answers one request it selects, in order.
-func (f *crmFake) Fail(faults ...Fault) {
+// FailRequest scripts request faults: each answers one request it
+// selects, in order.
+func (f *crmFake) FailRequest(faults ...RequestFault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.faults = append(f.faults, faults...)
@@ -124,47 +124,56 @@ func (f *crmFake) Requests() []Request {
 	return append([]Request(nil), f.requests...)
 }
 
-// ExpireTokens makes every access token issued so far invalid, as if it
-// had expired: the next request that uses one is answered 401.
-func (f *crmFake) ExpireTokens() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	clear(f.tokens)
-}
-
-// TokensIssued counts the access tokens the token endpoint has issued.
-func (f *crmFake) TokensIssued() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.tokenN
-}
-
-// issueToken answers a token request that the fake's own check accepted,
-// with a new token valid for expiresIn seconds (as far as the client
-// knows: the fake honours it until ExpireTokens).
-func (f *crmFake) issueToken(w http.ResponseWriter, prefix string, expiresIn int) {
-	f.mu.Lock()
-	f.tokenN++
-	tok := fmt.Sprintf("%s-%d", prefix, f.tokenN)
-	f.tokens[tok] = true
-	f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":%d,"access_token":%q}`, expiresIn, tok)
-}
-
 // bearerValid reports whether r carries an access token the fake issued
 // and has not expired.
 func (f *crmFake) bearerValid(r *http.Request) bool {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return ok && f.tokens[tok]
+	return ok && f.Valid(tok)
 }
 
-// writeJSON answers status with a JSON body.
-func writeJSON(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	io.WriteString(w, body)
+// issueToken answers a token request that the fake's own check accepted
+// with a new token that lasts expiresIn seconds as far as the client
+// knows; the fake honours it until ExpireTokens.
+func (f *crmFake) issueToken(w http.ResponseWriter, expiresIn int) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": expiresIn, "access_token": f.Issue()})
+}
+
+// quirks are a CRM's own answers to the suite's faults.
+type quirks struct {
+	validation  func(w http.ResponseWriter, message string)
+	throttled   func(w http.ResponseWriter) // Retry-After is set already
+	serverError func(w http.ResponseWriter)
+	// created is the status of a successful write, which a Malformed fault
+	// answers with its body.
+	created int
+}
+
+// suiteFault answers the suite's next fault, if one is queued, the way q
+// says the CRM does, and reports whether it did. write does the request's
+// work, for the faults that come after the CRM wrote the record.
+func (f *crmFake) suiteFault(w http.ResponseWriter, r *http.Request, q quirks, write func()) bool {
+	ft, ok := f.Next()
+	if !ok {
+		return false
+	}
+	switch ft.Kind {
+	case Validation:
+		q.validation(w, ft.Message)
+	case Throttled:
+		RetryAfterHeader(w.Header(), ft.RetryAfter)
+		q.throttled(w)
+	case ServerError:
+		q.serverError(w)
+	case Timeout:
+		Hang(r)
+	case ResetAfterWrite:
+		write()
+		Reset(w)
+	case Malformed:
+		write()
+		w.WriteHeader(q.created)
+		io.WriteString(w, ft.Message)
+	}
+	return true
 }

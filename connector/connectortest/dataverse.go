@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ var dataverseSets = map[string]string{
 //   - 401 with WWW-Authenticate for a missing or expired token; errors are
 //     {"error":{"code","message"}}.
 //
+// It implements CRM for RunTargetSuite: the suite's faults hit creates.
 // The token endpoint is at TokenURL and accepts the client credentials
 // grant with DataverseClientID and DataverseClientSecret in the form and a
 // scope of "<environment>/.default".
@@ -75,6 +77,23 @@ func (f *FakeDataverse) Record(set, id string) map[string]any {
 	f.dmu.Lock()
 	defer f.dmu.Unlock()
 	return f.records[set+"("+id+")"]
+}
+
+// Records returns the ids of the rows that have a column equal to key: the
+// suite's activities carry their key in a column (RunTargetSuite).
+func (f *FakeDataverse) Records(key string) []string {
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	var ids []string
+	for _, rec := range f.records {
+		for _, v := range rec {
+			if v == key {
+				ids = append(ids, rec["activityid"].(string))
+				break
+			}
+		}
+	}
+	return ids
 }
 
 // Count returns the number of records in entity set.
@@ -126,9 +145,12 @@ func (f *FakeDataverse) serve(w http.ResponseWriter, r *http.Request) {
 			dataverseError(w, http.StatusNotFound, "0x80040217", fmt.Sprintf("%s With Id = %s Does Not Exist", table, id))
 			return
 		}
-		b, _ := json.Marshal(rec)
-		writeJSON(w, http.StatusOK, string(b))
+		writeJSON(w, http.StatusOK, rec)
 	case http.MethodPatch, http.MethodPost:
+		create := r.Method == http.MethodPost || r.Header.Get("If-None-Match") == "*"
+		if create && f.suiteFault(w, r, dataverseQuirks, func() { f.write(httptest.NewRecorder(), r, set, table, id) }) {
+			return
+		}
 		f.write(w, r, set, table, id)
 	default:
 		dataverseError(w, http.StatusMethodNotAllowed, "0x80060888", "The requested resource does not support http method '"+r.Method+"'.")
@@ -273,25 +295,36 @@ func checkDataverseState(cols map[string]any) string {
 // token is the Entra ID client credentials grant.
 func (f *FakeDataverse) token(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
-		writeJSON(w, http.StatusBadRequest, `{"error":"invalid_request","error_description":"AADSTS900144: The request body must contain the following parameter: 'grant_type'."}`)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "AADSTS900144: The request body must contain the following parameter: 'grant_type'."})
 		return
 	}
 	switch {
 	case r.PostForm.Get("grant_type") != "client_credentials":
-		writeJSON(w, http.StatusBadRequest, `{"error":"unsupported_grant_type","error_description":"AADSTS70003: The app requested an unsupported grant type."}`)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type", "error_description": "AADSTS70003: The app requested an unsupported grant type."})
 	case r.PostForm.Get("client_id") != DataverseClientID || r.PostForm.Get("client_secret") != DataverseClientSecret:
-		writeJSON(w, http.StatusUnauthorized, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})
 	case r.PostForm.Get("scope") != f.URL+"/.default":
-		writeJSON(w, http.StatusBadRequest, `{"error":"invalid_scope","error_description":"AADSTS1002012: The provided value for scope is not valid."}`)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_scope", "error_description": "AADSTS1002012: The provided value for scope is not valid."})
 	default:
-		f.issueToken(w, "dv", f.TokenLifetime)
+		f.issueToken(w, f.TokenLifetime)
 	}
 }
 
 func dataverseError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 	w.Header().Set("OData-Version", "4.0")
-	writeJSON(w, status, string(b))
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// dataverseQuirks are Dataverse's answers to the suite's faults.
+var dataverseQuirks = quirks{
+	validation: func(w http.ResponseWriter, msg string) { dataverseError(w, http.StatusBadRequest, "0x80040265", msg) },
+	throttled: func(w http.ResponseWriter) {
+		dataverseError(w, http.StatusTooManyRequests, "0x80072322", "Number of requests exceeded the limit of 6000 over time window of 300 seconds.")
+	},
+	serverError: func(w http.ResponseWriter) {
+		dataverseError(w, http.StatusServiceUnavailable, "0x80040216", "An unexpected error occurred.")
+	},
+	created: http.StatusCreated,
 }
 
 // newGUID returns a random GUID, as Dataverse gives a record created

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,8 @@ var serviceNowTables = map[string][]string{
 //     policy that an incident needs a short_description.
 //   - /oauth_token.do grants the password and client credentials grants,
 //     tokens lasting 1,799 s.
+//
+// It implements CRM for RunTargetSuite: the suite's faults hit inserts.
 type FakeServiceNow struct {
 	crmFake
 
@@ -100,6 +103,9 @@ func (f *FakeServiceNow) serve(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		f.query(w, r, table, columns)
 	case http.MethodPost:
+		if f.suiteFault(w, r, serviceNowQuirks, func() { f.insert(httptest.NewRecorder(), r, table, columns) }) {
+			return
+		}
 		f.insert(w, r, table, columns)
 	default:
 		serviceNowError(w, http.StatusMethodNotAllowed, "Method not Supported", "")
@@ -138,8 +144,7 @@ func (f *FakeServiceNow) query(w http.ResponseWriter, r *http.Request, table str
 		}
 	}
 	f.smu.Unlock()
-	b, _ := json.Marshal(map[string]any{"result": result})
-	writeJSON(w, http.StatusOK, string(b))
+	writeJSON(w, http.StatusOK, map[string]any{"result": result})
 }
 
 func (f *FakeServiceNow) insert(w http.ResponseWriter, r *http.Request, table string, columns []string) {
@@ -165,35 +170,71 @@ func (f *FakeServiceNow) insert(w http.ResponseWriter, r *http.Request, table st
 	}
 	f.rows[table] = append(f.rows[table], row)
 	f.smu.Unlock()
-	b, _ := json.Marshal(map[string]any{"result": row})
 	w.Header().Set("Location", f.URL+ServiceNowTablePath+table+"/"+row["sys_id"])
-	writeJSON(w, http.StatusCreated, string(b))
+	writeJSON(w, http.StatusCreated, map[string]any{"result": row})
 }
 
 // token is ServiceNow's OAuth endpoint: the password and client
 // credentials grants, client id and secret in the form.
 func (f *FakeServiceNow) token(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
-		writeJSON(w, http.StatusBadRequest, `{"error":"invalid_request"}`)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
 		return
 	}
 	form := r.PostForm
 	if form.Get("client_id") != ServiceNowClientID || form.Get("client_secret") != ServiceNowClientSecret {
-		writeJSON(w, http.StatusUnauthorized, `{"error_description":"access_denied","error":"server_error"}`)
+		writeJSON(w, http.StatusUnauthorized, snDenied)
 		return
 	}
 	switch form.Get("grant_type") {
 	case "client_credentials":
 	case "password":
 		if form.Get("username") != ServiceNowUser || form.Get("password") != ServiceNowPassword {
-			writeJSON(w, http.StatusUnauthorized, `{"error_description":"access_denied","error":"server_error"}`)
+			writeJSON(w, http.StatusUnauthorized, snDenied)
 			return
 		}
 	default:
-		writeJSON(w, http.StatusBadRequest, `{"error_description":"unsupported_grant_type","error":"server_error"}`)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error_description": "unsupported_grant_type", "error": "server_error"})
 		return
 	}
-	f.issueToken(w, "sn", 1799)
+	f.issueToken(w, 1799)
+}
+
+// snDenied is what ServiceNow's token endpoint answers bad credentials.
+var snDenied = map[string]string{"error_description": "access_denied", "error": "server_error"}
+
+// serviceNowQuirks are ServiceNow's answers to the suite's faults.
+var serviceNowQuirks = quirks{
+	validation: func(w http.ResponseWriter, msg string) {
+		serviceNowError(w, http.StatusForbidden, "Operation Failed", "Data Policy Exception: "+msg)
+	},
+	throttled: func(w http.ResponseWriter) {
+		w.Header().Set("X-RateLimit-Rule", "table-api")
+		serviceNowError(w, http.StatusTooManyRequests, "Rate limit exceeded", "Rate limit of 100 requests per hour for Table API exceeded")
+	},
+	serverError: func(w http.ResponseWriter) {
+		serviceNowError(w, http.StatusInternalServerError, "Server Error", "")
+	},
+	created: http.StatusCreated,
+}
+
+// Records returns the sys_ids of the rows, in any table, that have a
+// column equal to key, such as the correlation column.
+func (f *FakeServiceNow) Records(key string) []string {
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	var ids []string
+	for _, rows := range f.rows {
+		for _, row := range rows {
+			for k, v := range row {
+				if v == key && k != "sys_id" {
+					ids = append(ids, row["sys_id"])
+					break
+				}
+			}
+		}
+	}
+	return ids
 }
 
 func serviceNowError(w http.ResponseWriter, status int, message, detail string) {
@@ -201,6 +242,5 @@ func serviceNowError(w http.ResponseWriter, status int, message, detail string) 
 	if detail != "" {
 		e["detail"] = detail
 	}
-	b, _ := json.Marshal(map[string]any{"error": e, "status": "failure"})
-	writeJSON(w, status, string(b))
+	writeJSON(w, status, map[string]any{"error": e, "status": "failure"})
 }

@@ -291,8 +291,8 @@ func (t *Target) check(resp *http.Response, method string, refreshed bool, token
 		switch {
 		case err != nil:
 			return &connector.DeliveryError{Status: status, Err: fmt.Errorf("read answer: %w", connector.ScrubURL(err, t.redacted))}
-		case method == http.MethodPatch && resp.Request.Header.Get("If-None-Match") == "*" && resp.Header.Get("OData-EntityId") == "" && status == http.StatusNoContent:
-			return &connector.DeliveryError{Status: status, Err: errors.New("create answered 204 without OData-EntityId"), Body: string(body)}
+		case method == http.MethodPatch && resp.Request.Header.Get("If-None-Match") == "*" && resp.Header.Get("OData-EntityId") == "":
+			return &connector.DeliveryError{Status: status, Err: errors.New("create answered without OData-EntityId"), Body: t.redact(string(body), token)}
 		case out != nil:
 			if err := json.Unmarshal(body, out); err != nil {
 				return &connector.DeliveryError{Status: status, Err: errors.New("answer is not the JSON of a row"), Body: t.redact(string(body), token)}

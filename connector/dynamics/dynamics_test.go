@@ -34,8 +34,14 @@ func config(f *connectortest.FakeDataverse) Config {
 // the Dataverse subset spec, with a clock the test moves.
 func newTarget(t *testing.T, f *connectortest.FakeDataverse, cfg Config) (*Target, *time.Time) {
 	t.Helper()
+	return newTargetTimeout(t, f, cfg, 2*time.Second)
+}
+
+// newTargetTimeout is newTarget with a client timeout.
+func newTargetTimeout(t *testing.T, f *connectortest.FakeDataverse, cfg Config, timeout time.Duration) (*Target, *time.Time) {
+	t.Helper()
 	client := &http.Client{
-		Timeout:   2 * time.Second,
+		Timeout:   timeout,
 		Transport: spectest.Transport(t, spectest.Load(t, "testdata/dataverse.yaml", f.URL), nil),
 	}
 	tg, err := New(cfg, client)
@@ -190,22 +196,22 @@ func TestDeliver_AgainIsNotADuplicate(t *testing.T) {
 func TestDeliver_ResumesAfterACrashBetweenSteps(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		fault connectortest.Fault
+		fault connectortest.RequestFault
 		want  string // the requests of both attempts
 	}{
 		{
 			"create written, answer lost",
-			connectortest.Fault{Commit: true, Response: connectortest.Response{Reset: true}},
+			connectortest.RequestFault{Commit: true, Response: connectortest.Response{Reset: true}},
 			"create,create,read,complete",
 		},
 		{
 			"completion lost",
-			connectortest.Fault{Method: http.MethodPatch, Skip: 1, Response: connectortest.Response{Reset: true}},
+			connectortest.RequestFault{Method: http.MethodPatch, Skip: 1, Response: connectortest.Response{Reset: true}},
 			"create,complete,create,read,complete",
 		},
 		{
 			"completion written, answer lost",
-			connectortest.Fault{Method: http.MethodPatch, Skip: 1, Commit: true, Response: connectortest.Response{Status: 503}},
+			connectortest.RequestFault{Method: http.MethodPatch, Skip: 1, Commit: true, Response: connectortest.Response{Status: 503}},
 			"create,complete,create,read",
 		},
 	} {
@@ -213,7 +219,7 @@ func TestDeliver_ResumesAfterACrashBetweenSteps(t *testing.T) {
 			f := connectortest.NewFakeDataverse(t)
 			tg, _ := newTarget(t, f, config(f))
 			d := inboundCall(t)
-			f.Fail(tc.fault)
+			f.FailRequest(tc.fault)
 			_, err := tg.Deliver(t.Context(), d)
 			if de := deliveryError(t, err); de.Permanent() {
 				t.Fatalf("first attempt: %v is permanent, want a retry", err)

@@ -9,42 +9,40 @@ import (
 	"github.com/ctibridge/ctibridge/connector/connectortest"
 )
 
-// TestSecretsStayOut makes the fake echo the client secret and the access
-// token in every way a CRM or token endpoint might, and checks that no
-// error or result shows them.
+// TestSecretsStayOut makes the Web API and the token endpoint echo the
+// client secret and the access token, and checks that no error or result
+// shows them.
 func TestSecretsStayOut(t *testing.T) {
 	secret := connectortest.DataverseClientSecret
-	// The fake's first token is dv-1; the echo names it whole, as a
-	// bearer header, to be sure.
-	const token = "dv-1"
-	echo := `{"error":{"code":"0x80040220","message":"Authorization: Bearer ` + token + ` client_secret=` + url.QueryEscape(secret) + `"}}`
-	for _, fault := range []connectortest.Fault{
-		{Response: connectortest.Response{Status: 403, Body: echo}},
-		{Response: connectortest.Response{Status: 503, Body: echo}},
-		{Path: "/" + connectortest.DataverseTenant, Response: connectortest.Response{Status: 400, Body: `{"error":"invalid_client","error_description":"bad secret ` + secret + `"}`}},
-		{Path: "/" + connectortest.DataverseTenant, Response: connectortest.Response{Status: 500, Body: "client_secret=" + url.QueryEscape(secret)}},
-	} {
+	for _, tc := range []struct {
+		status   int
+		tokenURL bool // the fault is the token endpoint's
+	}{{403, false}, {503, false}, {400, true}, {500, true}} {
 		f := connectortest.NewFakeDataverse(t)
 		tg, _ := newTarget(t, f, config(f))
-		if fault.Path == "" {
-			// Get the token first, so that the fault hits the Web API.
+		fault := connectortest.RequestFault{Response: connectortest.Response{Status: tc.status}}
+		var token string // none issued before a token endpoint's fault
+		if tc.tokenURL {
+			fault.Path = "/" + connectortest.DataverseTenant
+		} else {
+			// Get a token first, so that the fault hits the Web API.
 			if _, err := tg.Deliver(t.Context(), connector.Delivery{Key: "warm", Body: inboundCall(t).Body}); err != nil {
 				t.Fatal(err)
 			}
+			token = f.Tokens()[0]
 		}
-		f.Fail(fault)
+		fault.Body = `{"error":{"code":"0x80040220","message":"Authorization: Bearer ` + token + ` client_secret=` + url.QueryEscape(secret) + " " + secret + `"}}`
+		f.FailRequest(fault)
 		res, err := tg.Deliver(t.Context(), inboundCall(t))
 		if err == nil {
-			t.Fatalf("%+v: delivered", fault.Response)
+			t.Fatalf("%d: delivered", tc.status)
 		}
-		de := deliveryError(t, err)
-		for _, s := range []string{err.Error(), de.Body, res.RecordID} {
-			if strings.Contains(s, secret) || strings.Contains(s, url.QueryEscape(secret)) || strings.Contains(s, "Bearer "+token) {
-				t.Errorf("%d %q shows a secret: %s", fault.Status, fault.Body, s)
+		for _, s := range []string{err.Error(), deliveryError(t, err).Body, res.RecordID, tg.String()} {
+			for _, leak := range []string{secret, url.QueryEscape(secret), token} {
+				if leak != "" && strings.Contains(s, leak) {
+					t.Errorf("%d: %q shows %q", tc.status, s, leak)
+				}
 			}
-		}
-		if f := tg.String(); strings.Contains(f, secret) {
-			t.Errorf("String() = %s", f)
 		}
 	}
 }

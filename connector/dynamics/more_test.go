@@ -68,20 +68,20 @@ func TestDeliver_TokenCachedRefreshedBeforeExpiryAndOnce401(t *testing.T) {
 	}
 	deliver("k1")
 	deliver("k2")
-	if n := f.TokensIssued(); n != 1 {
+	if n := len(f.Tokens()); n != 1 {
 		t.Errorf("%d tokens for two deliveries, want 1 (cached)", n)
 	}
 	// Entra ID's tokens last 3,599 s; 30 s before that the target gets a
 	// new one without waiting for a 401.
 	*now = now.Add(3599*time.Second - 29*time.Second)
 	deliver("k3")
-	if n := f.TokensIssued(); n != 2 {
+	if n := len(f.Tokens()); n != 2 {
 		t.Errorf("%d tokens after the first neared expiry, want 2", n)
 	}
 	// A token that expired early (revoked): one 401, a new token, success.
 	f.ExpireTokens()
 	deliver("k4")
-	if n := f.TokensIssued(); n != 3 {
+	if n := len(f.Tokens()); n != 3 {
 		t.Errorf("%d tokens after a 401, want 3", n)
 	}
 }
@@ -89,9 +89,9 @@ func TestDeliver_TokenCachedRefreshedBeforeExpiryAndOnce401(t *testing.T) {
 func TestDeliver_UnauthorizedTwiceIsDead(t *testing.T) {
 	f := connectortest.NewFakeDataverse(t)
 	tg, _ := newTarget(t, f, config(f))
-	f.Fail(
-		connectortest.Fault{Response: connectortest.Response{Status: 401}},
-		connectortest.Fault{Response: connectortest.Response{Status: 401}},
+	f.FailRequest(
+		connectortest.RequestFault{Response: connectortest.Response{Status: 401}},
+		connectortest.RequestFault{Response: connectortest.Response{Status: 401}},
 	)
 	_, err := tg.Deliver(t.Context(), inboundCall(t))
 	if de := deliveryError(t, err); !de.Permanent() || de.Status != 401 || !strings.Contains(err.Error(), "newly fetched") {
@@ -102,7 +102,7 @@ func TestDeliver_UnauthorizedTwiceIsDead(t *testing.T) {
 func TestDeliver_Throttled(t *testing.T) {
 	f := connectortest.NewFakeDataverse(t)
 	tg, now := newTarget(t, f, config(f))
-	f.Fail(connectortest.Fault{Response: connectortest.Response{
+	f.FailRequest(connectortest.RequestFault{Response: connectortest.Response{
 		Status: 429,
 		Header: http.Header{"Retry-After": {"7"}},
 		Body:   `{"error":{"code":"0x80072322","message":"Number of requests exceeded the limit of 6000 over time window of 300 seconds."}}`,
@@ -131,7 +131,7 @@ func TestDeliver_Throttled(t *testing.T) {
 func TestDeliver_RateLimitHeadersExhausted(t *testing.T) {
 	f := connectortest.NewFakeDataverse(t)
 	tg, now := newTarget(t, f, Config{LeaveOpen: true, URL: f.URL, TokenURL: f.TokenURL(), ClientID: connectortest.DataverseClientID, ClientSecret: connectortest.DataverseClientSecret})
-	f.Fail(connectortest.Fault{Commit: true, Response: connectortest.Response{
+	f.FailRequest(connectortest.RequestFault{Commit: true, Response: connectortest.Response{
 		Status: 204,
 		Header: http.Header{"X-Ms-Ratelimit-Burst-Remaining-Xrm-Requests": {"0"}, "Odata-Entityid": {"x"}},
 	}})
@@ -178,12 +178,12 @@ func TestDeliver_Rejected(t *testing.T) {
 func TestDeliver_TransientFailuresRetry(t *testing.T) {
 	f := connectortest.NewFakeDataverse(t)
 	tg, _ := newTarget(t, f, config(f))
-	for _, fault := range []connectortest.Fault{
+	for _, fault := range []connectortest.RequestFault{
 		{Response: connectortest.Response{Status: 503, Body: `{"error":{"code":"0x80040216","message":"An unexpected error occurred."}}`}},
 		{Response: connectortest.Response{Delay: 3 * time.Second}}, // beyond the client's 2 s
 		{Response: connectortest.Response{Status: 204}},            // a create that says nothing of its row
 	} {
-		f.Fail(fault)
+		f.FailRequest(fault)
 		_, err := tg.Deliver(t.Context(), inboundCall(t))
 		if de := deliveryError(t, err); de.Permanent() {
 			t.Errorf("%+v: %v is permanent", fault.Response, err)

@@ -26,8 +26,14 @@ func basic(f *connectortest.FakeServiceNow) Config {
 
 func newTarget(t *testing.T, f *connectortest.FakeServiceNow, cfg Config) (*Target, *time.Time) {
 	t.Helper()
+	return newTargetTimeout(t, f, cfg, 2*time.Second)
+}
+
+// newTargetTimeout is newTarget with a client timeout.
+func newTargetTimeout(t *testing.T, f *connectortest.FakeServiceNow, cfg Config, timeout time.Duration) (*Target, *time.Time) {
+	t.Helper()
 	client := &http.Client{
-		Timeout:   2 * time.Second,
+		Timeout:   timeout,
 		Transport: spectest.Transport(t, spectest.Load(t, "testdata/servicenow.yaml", f.URL), nil),
 	}
 	tg, err := New(cfg, client)
@@ -134,7 +140,7 @@ func TestDeliver_OAuth(t *testing.T) {
 			if _, err := tg.Deliver(t.Context(), call(t, "c")); err != nil {
 				t.Fatal(err)
 			}
-			if n := f.TokensIssued(); n != 2 {
+			if n := len(f.Tokens()); n != 2 {
 				t.Errorf("%d tokens, want 1 cached for two deliveries and 1 after the 401", n)
 			}
 			for _, r := range f.Requests() {
@@ -163,7 +169,7 @@ func TestDeliver_Throttled(t *testing.T) {
 	} {
 		*now = t0
 		tg.pause = connector.Pause{}
-		f.Fail(connectortest.Fault{Response: connectortest.Response{Status: 429, Header: tc.header, Body: body}})
+		f.FailRequest(connectortest.RequestFault{Response: connectortest.Response{Status: 429, Header: tc.header, Body: body}})
 		_, err := tg.Deliver(t.Context(), call(t, "k"))
 		de := deliveryError(t, err)
 		if de.Permanent() || de.RetryAfter() != tc.want || de.Body != "Rate limit exceeded: Rate limit of 100 requests per hour for Table API exceeded" {
@@ -241,7 +247,7 @@ func TestDeliver_TableWithoutTheCorrelationColumn(t *testing.T) {
 func TestDeliver_TransientFailuresRetryWithoutDuplicates(t *testing.T) {
 	f := connectortest.NewFakeServiceNow(t)
 	tg, _ := newTarget(t, f, basic(f))
-	for i, fault := range []connectortest.Fault{
+	for i, fault := range []connectortest.RequestFault{
 		{Method: http.MethodPost, Commit: true, Response: connectortest.Response{Reset: true}},
 		{Method: http.MethodPost, Commit: true, Response: connectortest.Response{Status: 502, Body: "<html>Bad Gateway</html>"}},
 		{Method: http.MethodPost, Commit: true, Response: connectortest.Response{Delay: 3 * time.Second}},
@@ -250,7 +256,7 @@ func TestDeliver_TransientFailuresRetryWithoutDuplicates(t *testing.T) {
 		{Method: http.MethodPost, Response: connectortest.Response{Status: 201, Body: `{"result":{}}`}},
 	} {
 		d := call(t, "genesys:"+strconv.Itoa(i)+":calls")
-		f.Fail(fault)
+		f.FailRequest(fault)
 		if _, err := tg.Deliver(t.Context(), d); deliveryError(t, err).Permanent() {
 			t.Errorf("%+v: %v is permanent", fault.Response, err)
 		}
@@ -312,37 +318,41 @@ func TestNew_Errors(t *testing.T) {
 
 func TestSecretsStayOut(t *testing.T) {
 	password := connectortest.ServiceNowPassword
-	for _, oauth := range []bool{false, true} {
+	for _, tc := range []struct {
+		oauth    bool
+		status   int
+		tokenURL bool // the fault is the token endpoint's
+	}{
+		{false, 400, false}, {false, 500, false}, {false, 200, false},
+		{true, 400, false}, {true, 500, false}, {true, 200, false}, {true, 401, true},
+	} {
+		f := connectortest.NewFakeServiceNow(t)
+		cfg := basic(f)
 		secrets := []string{password, base64.StdEncoding.EncodeToString([]byte(connectortest.ServiceNowUser + ":" + password))}
-		if oauth {
-			secrets = []string{password, url.QueryEscape(password), connectortest.ServiceNowClientSecret, "Bearer sn-1"}
+		if tc.oauth {
+			cfg.ClientID, cfg.ClientSecret = connectortest.ServiceNowClientID, connectortest.ServiceNowClientSecret
+			secrets = []string{password, url.QueryEscape(password), connectortest.ServiceNowClientSecret}
 		}
-		echo := `{"error":{"message":"echo","detail":"` + strings.Join(secrets, " ") + `"}}`
-		for _, fault := range []connectortest.Fault{
-			{Response: connectortest.Response{Status: 400, Body: echo}},
-			{Response: connectortest.Response{Status: 500, Body: echo}},
-			{Response: connectortest.Response{Status: 200, Body: echo}},
-			{Path: "/oauth_token.do", Response: connectortest.Response{Status: 401, Body: echo}},
-		} {
-			if !oauth && fault.Path != "" {
-				continue
+		tg, _ := newTarget(t, f, cfg)
+		fault := connectortest.RequestFault{Response: connectortest.Response{Status: tc.status}}
+		if tc.tokenURL {
+			fault.Path = "/oauth_token.do"
+		} else if tc.oauth {
+			if _, err := tg.Deliver(t.Context(), call(t, "warm")); err != nil {
+				t.Fatal(err)
 			}
-			f := connectortest.NewFakeServiceNow(t)
-			cfg := basic(f)
-			if oauth {
-				cfg.ClientID, cfg.ClientSecret = connectortest.ServiceNowClientID, connectortest.ServiceNowClientSecret
-			}
-			tg, _ := newTarget(t, f, cfg)
-			f.Fail(fault)
-			res, err := tg.Deliver(t.Context(), call(t, "k"))
-			if err == nil {
-				t.Fatalf("%+v delivered", fault)
-			}
-			for _, s := range []string{err.Error(), deliveryError(t, err).Body, res.RecordID, tg.String()} {
-				for _, secret := range secrets {
-					if strings.Contains(s, secret) && !(fault.Path != "" && secret == "Bearer sn-1") {
-						t.Errorf("oauth %v, %d: %q shows %q", oauth, fault.Status, s, secret)
-					}
+			secrets = append(secrets, f.Tokens()[0])
+		}
+		fault.Body = `{"error":{"message":"echo","detail":"` + strings.Join(secrets, " ") + `"}}`
+		f.FailRequest(fault)
+		res, err := tg.Deliver(t.Context(), call(t, "k"))
+		if err == nil {
+			t.Fatalf("%+v delivered", tc)
+		}
+		for _, s := range []string{err.Error(), deliveryError(t, err).Body, res.RecordID, tg.String()} {
+			for _, secret := range secrets {
+				if strings.Contains(s, secret) {
+					t.Errorf("%+v: %q shows %q", tc, s, secret)
 				}
 			}
 		}
