@@ -1,7 +1,6 @@
 package connector
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -40,20 +39,4 @@ func (p *Pause) Check(now time.Time) error {
 		Err:        fmt.Errorf("CRM asked to slow down: waiting %v more", left.Round(time.Second)),
 		retryAfter: left,
 	}
-}
-
-// WithRetryAfter returns err as a *DeliveryError that asks the outbox to
-// wait d before the next attempt, for a CRM that says when to come back in
-// a header other than Retry-After. A d of 0 or less leaves err as it is.
-func WithRetryAfter(err error, d time.Duration) error {
-	if d <= 0 {
-		return err
-	}
-	var de *DeliveryError
-	if !errors.As(err, &de) {
-		return &DeliveryError{Err: err, retryAfter: d}
-	}
-	c := *de
-	c.retryAfter = d
-	return &c
 }

@@ -359,7 +359,7 @@ func (t *Target) check(resp *http.Response, refreshed bool, token string, out an
 		}
 		if wait > 0 {
 			t.pause.Until(now.Add(wait))
-			e := connector.WithRetryAfter(&c, wait).(*connector.DeliveryError)
+			e := connector.RetryLater(&c, wait).(*connector.DeliveryError)
 			c = *e
 		}
 	}
