@@ -344,8 +344,8 @@ func (t *Target) check(resp *http.Response, out any) error {
 // is when it is not Zendesk's JSON (a 429's plain text).
 func explain(body string) string {
 	var e struct {
-		Error       any                                     `json:"error"`
-		Description string                                  `json:"description"`
+		Error       any                                       `json:"error"`
+		Description string                                    `json:"description"`
 		Details     map[string][]struct{ Description string } `json:"details"`
 	}
 	if json.Unmarshal([]byte(body), &e) != nil || e.Error == nil {

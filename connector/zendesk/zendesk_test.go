@@ -254,7 +254,9 @@ func TestSecretsStayOut(t *testing.T) {
 	basic := base64.StdEncoding.EncodeToString([]byte(connectortest.ZendeskEmail + "/token:" + connectortest.ZendeskAPIToken))
 	for _, cfg := range []func(*connectortest.FakeZendesk) Config{
 		apiToken,
-		func(f *connectortest.FakeZendesk) Config { return Config{URL: f.URL, OAuthToken: connectortest.ZendeskOAuthToken} },
+		func(f *connectortest.FakeZendesk) Config {
+			return Config{URL: f.URL, OAuthToken: connectortest.ZendeskOAuthToken}
+		},
 	} {
 		for _, status := range []int{422, 500, 200} {
 			f := connectortest.NewFakeZendesk(t)
