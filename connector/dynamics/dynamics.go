@@ -18,12 +18,10 @@
 package dynamics
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -150,18 +148,13 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 		sets[k] = v
 	}
 
-	c := http.Client{Timeout: DefaultTimeout}
-	if client != nil {
-		c = *client
-	}
-	// A redirect would resend a PATCH as a GET, or to another host.
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := connector.HTTPClient(client, DefaultTimeout)
 	t := &Target{
 		api:      env + "/api/data/" + version,
 		redacted: connector.RedactURL(u),
 		sets:     sets,
 		open:     cfg.LeaveOpen,
-		client:   &c,
+		client:   c,
 		now:      time.Now,
 	}
 	t.tokens, err = connector.NewTokenSource(connector.TokenConfig{
@@ -170,7 +163,7 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 		ClientID:           cfg.ClientID,
 		ClientSecret:       cfg.ClientSecret,
 		ClientSecretInBody: true,
-		Client:             &c,
+		Client:             c,
 		Now:                func() time.Time { return t.now() },
 	})
 	if err != nil {
@@ -232,36 +225,23 @@ func (t *Target) send(ctx context.Context, method, path string, header map[strin
 	if err := t.pause.Check(t.now()); err != nil {
 		return 0, err
 	}
-	var payload []byte
-	if body != nil {
-		var err error
-		if payload, err = json.Marshal(body); err != nil {
-			return 0, connector.Permanent(fmt.Errorf("encode record: %w", err))
-		}
-	}
 	var token string
 	resp, refreshed, err := t.tokens.Do(ctx, func(tok string) (*http.Response, error) {
 		token = tok
-		req, err := http.NewRequestWithContext(ctx, method, path, bytes.NewReader(payload))
+		req, err := connector.JSONRequest(ctx, method, path, body, t.redacted)
 		if err != nil {
-			return nil, connector.Permanent(fmt.Errorf("build request: %w", connector.ScrubURL(err, t.redacted)))
+			return nil, err
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Accept", "application/json")
 		req.Header.Set("OData-MaxVersion", "4.0")
 		req.Header.Set("OData-Version", "4.0")
-		req.Header.Set("User-Agent", "ctibridge")
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json; charset=utf-8")
 		}
 		for k, v := range header {
 			req.Header.Set(k, v)
 		}
-		resp, err := t.client.Do(req)
-		if err != nil {
-			return nil, &connector.DeliveryError{Err: connector.ScrubURL(err, t.redacted)}
-		}
-		return resp, nil
+		return connector.Send(t.client, req, t.redacted)
 	})
 	if err != nil {
 		return 0, err
@@ -286,17 +266,16 @@ func (t *Target) check(resp *http.Response, method string, refreshed bool, token
 		return errExists
 	}
 	if connector.Classify(status) == connector.Delivered {
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, connector.MaxErrorBody))
+		var row any = &struct{}{}
+		if out != nil {
+			row = out
+		}
+		body, err := connector.ReadJSON(resp, row)
 		switch {
-		case err != nil:
-			return &connector.DeliveryError{Status: status, Err: fmt.Errorf("read answer: %w", connector.ScrubURL(err, t.redacted))}
 		case method == http.MethodPatch && resp.Request.Header.Get("If-None-Match") == "*" && resp.Header.Get("OData-EntityId") == "":
-			return &connector.DeliveryError{Status: status, Err: errors.New("create answered without OData-EntityId"), Body: t.redact(string(body), token)}
-		case out != nil:
-			if err := json.Unmarshal(body, out); err != nil {
-				return &connector.DeliveryError{Status: status, Err: errors.New("answer is not the JSON of a row"), Body: t.redact(string(body), token)}
-			}
+			return &connector.DeliveryError{Status: status, Err: errors.New("create answered without OData-EntityId"), Body: t.redact(body, token)}
+		case out != nil && err != nil:
+			return &connector.DeliveryError{Status: status, Err: errors.New("answer is not the JSON of a row"), Body: t.redact(body, token)}
 		}
 		return nil
 	}

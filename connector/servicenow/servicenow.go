@@ -18,7 +18,6 @@
 package servicenow
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,7 +25,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -125,17 +123,13 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 		return nil, fmt.Errorf("correlation_field: %q is not a column name", field)
 	}
 
-	c := http.Client{Timeout: DefaultTimeout}
-	if client != nil {
-		c = *client
-	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := connector.HTTPClient(client, DefaultTimeout)
 	t := &Target{
 		base:     instance + "/api/now/table/",
 		redacted: connector.RedactURL(u),
 		table:    cfg.Table,
 		field:    field,
-		client:   &c,
+		client:   c,
 		now:      time.Now,
 	}
 	t.password = cfg.Password // redacted from what ServiceNow sends back
@@ -157,7 +151,7 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 		ClientID:           cfg.ClientID,
 		ClientSecret:       cfg.ClientSecret,
 		ClientSecretInBody: true,
-		Client:             &c,
+		Client:             c,
 		Now:                func() time.Time { return t.now() },
 	})
 	if err != nil {
@@ -288,35 +282,19 @@ func (t *Target) send(ctx context.Context, method, u string, body, out any) (int
 	if err := t.pause.Check(t.now()); err != nil {
 		return 0, err
 	}
-	var payload []byte
-	if body != nil {
-		var err error
-		if payload, err = json.Marshal(body); err != nil {
-			return 0, connector.Permanent(fmt.Errorf("encode row: %w", err))
-		}
-	}
 	var token string
 	resp, refreshed, err := t.tokens.Do(ctx, func(tok string) (*http.Response, error) {
 		token = tok
-		req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(payload))
+		req, err := connector.JSONRequest(ctx, method, u, body, t.redacted)
 		if err != nil {
-			return nil, connector.Permanent(fmt.Errorf("build request: %w", connector.ScrubURL(err, t.redacted)))
-		}
-		req.Header.Set("Accept", "application/json")
-		req.Header.Set("User-Agent", "ctibridge")
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
+			return nil, err
 		}
 		if t.tokens != nil {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		} else {
 			req.SetBasicAuth(t.user, t.password)
 		}
-		resp, err := t.client.Do(req)
-		if err != nil {
-			return nil, &connector.DeliveryError{Err: connector.ScrubURL(err, t.redacted)}
-		}
-		return resp, nil
+		return connector.Send(t.client, req, t.redacted)
 	})
 	if err != nil {
 		return 0, err
@@ -334,13 +312,8 @@ func (t *Target) check(resp *http.Response, refreshed bool, token string, out an
 	now := t.now()
 	status := resp.StatusCode
 	if connector.Classify(status) == connector.Delivered {
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, connector.MaxErrorBody))
-		if err == nil {
-			err = json.Unmarshal(body, out)
-		}
-		if err != nil {
-			return &connector.DeliveryError{Status: status, Err: errors.New("answer is not the Table API's JSON"), Body: t.redact(string(body), token)}
+		if body, err := connector.ReadJSON(resp, out); err != nil {
+			return &connector.DeliveryError{Status: status, Err: errors.New("answer is not the Table API's JSON"), Body: t.redact(body, token)}
 		}
 		return nil
 	}

@@ -24,13 +24,11 @@
 package zendesk
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -104,12 +102,7 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 	if strings.ContainsAny(t.auth, "\r\n") {
 		return nil, errors.New("oauth_token: has a line break")
 	}
-	c := http.Client{Timeout: DefaultTimeout}
-	if client != nil {
-		c = *client
-	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	t.client = &c
+	t.client = connector.HTTPClient(client, DefaultTimeout)
 	return t, nil
 }
 
@@ -264,29 +257,17 @@ func (t *Target) send(ctx context.Context, method, path, key string, body, out a
 	if err := t.pause.Check(t.now()); err != nil {
 		return 0, err
 	}
-	var payload []byte
-	if body != nil {
-		var err error
-		if payload, err = json.Marshal(body); err != nil {
-			return 0, connector.Permanent(fmt.Errorf("encode record: %w", err))
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, method, t.base+path, bytes.NewReader(payload))
+	req, err := connector.JSONRequest(ctx, method, t.base+path, body, t.redacted)
 	if err != nil {
-		return 0, connector.Permanent(fmt.Errorf("build request: %w", connector.ScrubURL(err, t.redacted)))
+		return 0, err
 	}
 	req.Header.Set("Authorization", t.auth)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "ctibridge")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	resp, err := t.client.Do(req)
+	resp, err := connector.Send(t.client, req, t.redacted)
 	if err != nil {
-		return 0, &connector.DeliveryError{Err: connector.ScrubURL(err, t.redacted)}
+		return 0, err
 	}
 	return resp.StatusCode, t.check(resp, out)
 }
@@ -307,16 +288,8 @@ func (t *Target) check(resp *http.Response, out any) error {
 		}
 	}
 	if connector.Classify(status) == connector.Delivered {
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if err == nil {
-			err = json.Unmarshal(body, out)
-		}
-		if err != nil {
-			if len(body) > connector.MaxErrorBody {
-				body = body[:connector.MaxErrorBody]
-			}
-			return &connector.DeliveryError{Status: status, Err: errors.New("answer is not the JSON Zendesk documents"), Body: t.redact(string(body))}
+		if body, err := connector.ReadJSON(resp, out); err != nil {
+			return &connector.DeliveryError{Status: status, Err: errors.New("answer is not the JSON Zendesk documents"), Body: t.redact(body)}
 		}
 		return nil
 	}
