@@ -31,7 +31,13 @@ var serviceNowTables = map[string][]string{
 	"incident":                {"number", "short_description", "description", "caller_id", "contact_type", "correlation_id", "work_notes"},
 	"sn_customerservice_case": {"number", "short_description", "description", "contact", "account", "correlation_id", "work_notes"},
 	"u_call_log":              {"u_number", "u_phone", "u_direction", "u_duration", "u_notes", "u_call_key"},
+	// Journal entries: work notes and comments, one row per entry.
+	"sys_journal_field": {"element_id", "element", "name", "value"},
 }
+
+// serviceNowJournal are the journal columns: written to sys_journal_field,
+// not to the row.
+var serviceNowJournal = []string{"work_notes", "comments"}
 
 // FakeServiceNow is a ServiceNow instance's Table API and OAuth endpoint,
 // as crm-apis.md section 5 describes them, quirks included:
@@ -39,8 +45,11 @@ var serviceNowTables = map[string][]string{
 //   - POST /api/now/table/{table} answers 201 with a Location and
 //     {"result":{…,"sys_id"}}; a column the table does not have is
 //     silently dropped.
-//   - GET /api/now/table/{table}?sysparm_query=… matches "field=value"
-//     conditions joined by ^; a condition on a column the table does not
+//   - PATCH /api/now/table/{table}/{sys_id} updates a row; work_notes and
+//     comments become rows of sys_journal_field (element_id, element,
+//     name, value), not columns of the row.
+//   - GET /api/now/table/{table}?sysparm_query=… matches "field=value" and
+//     "fieldLIKEtext" conditions joined by ^; a condition on a column the table does not
 //     have is ignored, so the query may match every row, as an instance
 //     with glide.invalid_query.returns_no_rows off does.
 //   - Errors are {"error":{"message","detail"},"status":"failure"}: 401
@@ -90,7 +99,8 @@ func (f *FakeServiceNow) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	table, ok := strings.CutPrefix(r.URL.Path, ServiceNowTablePath)
-	if !ok || strings.Contains(table, "/") {
+	table, sysID, one := strings.Cut(table, "/")
+	if !ok || strings.Contains(sysID, "/") || one != (r.Method == http.MethodPatch) {
 		serviceNowError(w, http.StatusBadRequest, "Requested URI does not represent any resource", "")
 		return
 	}
@@ -107,6 +117,11 @@ func (f *FakeServiceNow) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.insert(w, r, table, columns)
+	case http.MethodPatch:
+		if f.suiteFault(w, r, serviceNowQuirks, func() { f.update(httptest.NewRecorder(), r, table, sysID, columns) }) {
+			return
+		}
+		f.update(w, r, table, sysID, columns)
 	default:
 		serviceNowError(w, http.StatusMethodNotAllowed, "Method not Supported", "")
 	}
@@ -114,11 +129,15 @@ func (f *FakeServiceNow) serve(w http.ResponseWriter, r *http.Request) {
 
 func (f *FakeServiceNow) query(w http.ResponseWriter, r *http.Request, table string, columns []string) {
 	q := r.URL.Query()
-	var conds [][2]string
+	var conds [][3]string
 	for _, c := range strings.Split(q.Get("sysparm_query"), "^") {
 		name, value, ok := strings.Cut(c, "=")
+		op := "="
+		if like, pattern, isLike := strings.Cut(c, "LIKE"); isLike && (!ok || len(like) < len(name)) {
+			name, value, ok, op = like, pattern, true, "LIKE"
+		}
 		if ok && slices.Contains(columns, name) || name == "sys_id" {
-			conds = append(conds, [2]string{name, value})
+			conds = append(conds, [3]string{name, op, value})
 		}
 	}
 	fields := strings.Split(q.Get("sysparm_fields"), ",")
@@ -127,7 +146,11 @@ func (f *FakeServiceNow) query(w http.ResponseWriter, r *http.Request, table str
 	for _, row := range f.rows[table] {
 		match := true
 		for _, c := range conds {
-			match = match && row[c[0]] == c[1]
+			if c[1] == "LIKE" {
+				match = match && strings.Contains(row[c[0]], c[2])
+			} else {
+				match = match && row[c[0]] == c[2]
+			}
 		}
 		if !match {
 			continue
@@ -172,6 +195,53 @@ func (f *FakeServiceNow) insert(w http.ResponseWriter, r *http.Request, table st
 	f.smu.Unlock()
 	w.Header().Set("Location", f.URL+ServiceNowTablePath+table+"/"+row["sys_id"])
 	writeJSON(w, http.StatusCreated, map[string]any{"result": row})
+}
+
+// update writes the columns of one row; a journal column (work_notes,
+// comments) becomes a journal entry.
+func (f *FakeServiceNow) update(w http.ResponseWriter, r *http.Request, table, sysID string, columns []string) {
+	var in map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		serviceNowError(w, http.StatusBadRequest, "Exception while reading request", "The payload is not valid JSON.")
+		return
+	}
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	var row map[string]string
+	for _, r := range f.rows[table] {
+		if r["sys_id"] == sysID {
+			row = r
+		}
+	}
+	if row == nil {
+		serviceNowError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
+		return
+	}
+	for k, v := range in {
+		switch {
+		case slices.Contains(serviceNowJournal, k) && slices.Contains(columns, k):
+			f.seq++
+			f.rows["sys_journal_field"] = append(f.rows["sys_journal_field"], map[string]string{
+				"sys_id": fmt.Sprintf("%032x", 0x10a0000+f.seq), "element_id": sysID, "element": k, "name": table, "value": fmt.Sprint(v),
+			})
+		case slices.Contains(columns, k):
+			row[k] = fmt.Sprint(v)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"result": row})
+}
+
+// AddRow adds a row to table with columns and returns its sys_id.
+func (f *FakeServiceNow) AddRow(table string, columns map[string]string) string {
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	f.seq++
+	row := map[string]string{"sys_id": fmt.Sprintf("%032x", 0x7a0000+f.seq)}
+	for k, v := range columns {
+		row[k] = v
+	}
+	f.rows[table] = append(f.rows[table], row)
+	return row["sys_id"]
 }
 
 // token is ServiceNow's OAuth endpoint: the password and client
@@ -219,12 +289,21 @@ var serviceNowQuirks = quirks{
 }
 
 // Records returns the sys_ids of the rows, in any table, that have a
-// column equal to key, such as the correlation column.
+// column equal to key, such as the correlation column, and for each
+// journal entry whose text holds key, the sys_id of its row.
 func (f *FakeServiceNow) Records(key string) []string {
 	f.smu.Lock()
 	defer f.smu.Unlock()
 	var ids []string
-	for _, rows := range f.rows {
+	for _, e := range f.rows["sys_journal_field"] {
+		if strings.Contains(e["value"], key) {
+			ids = append(ids, e["element_id"])
+		}
+	}
+	for table, rows := range f.rows {
+		if table == "sys_journal_field" {
+			continue
+		}
 		for _, row := range rows {
 			for k, v := range row {
 				if v == key && k != "sys_id" {

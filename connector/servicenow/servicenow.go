@@ -11,6 +11,11 @@
 // row. Across processes (two daemons on one outbox) the outbox's lease
 // keeps a key to one delivery at a time.
 //
+// A rule that sets sys_id updates that row of its table instead, such as
+// the incident the agent worked on: its work_notes (or comments) get the
+// record's key on their last line, and are written only when no journal
+// entry of the row (sys_journal_field) has the key yet.
+//
 // A 429 holds every delivery of the target until its Retry-After, or else
 // its X-RateLimit-Reset, which ServiceNow's rate limit rules send.
 // ServiceNow's {"error":{"message","detail"}} is what a dead delivery
@@ -169,7 +174,9 @@ func (t *Target) String() string {
 }
 
 // Deliver inserts the activity in d.Body into its table, unless a row
-// already has its key. RecordID is the row's sys_id. Errors are
+// already has its key; or, when the rule sets sys_id, updates that row,
+// adding its work notes or comments unless an entry with the key is there
+// already. RecordID is the row's sys_id. Errors are
 // *connector.DeliveryError: permanent for a row ServiceNow refuses (with
 // its message and detail) or that cannot be built, retryable otherwise.
 func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.Result, error) {
@@ -177,37 +184,32 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 	if err != nil {
 		return connector.Result{}, connector.Permanent(err)
 	}
-	value := correlation(d.Key)
 	unlock, err := t.locks.Lock(ctx, d.Key)
 	if err != nil {
 		return connector.Result{}, &connector.DeliveryError{Err: err}
 	}
 	defer unlock()
+	if id, ok := row["sys_id"].(string); ok {
+		delete(row, "sys_id")
+		return t.update(ctx, d.Key, table, id, row)
+	}
+	return t.insert(ctx, d.Key, table, row)
+}
 
-	q := url.Values{
-		"sysparm_query":  {t.field + "=" + value},
-		"sysparm_fields": {"sys_id," + t.field},
-		"sysparm_limit":  {"1"},
-	}
-	var found struct {
-		Result []map[string]any `json:"result"`
-	}
-	status, err := t.send(ctx, http.MethodGet, t.base+table+"?"+q.Encode(), nil, &found)
-	if err != nil {
+// insert looks the key up in the correlation column and inserts the row
+// when no row has it.
+func (t *Target) insert(ctx context.Context, key, table string, row map[string]any) (connector.Result, error) {
+	value := correlation(key)
+	r, status, err := t.lookup(ctx, table, t.field+"="+value, t.field)
+	switch {
+	case err != nil:
 		return connector.Result{Status: status}, err
-	}
-	if found.Result == nil {
-		return connector.Result{Status: status}, &connector.DeliveryError{Status: status, Err: errors.New("lookup answer has no result array")}
-	}
-	if len(found.Result) > 0 {
-		r := found.Result[0]
-		id, _ := r["sys_id"].(string)
-		if r[t.field] != value || id == "" {
-			// The instance ignored the condition (a column the table does
-			// not have) and answered some other row.
-			return connector.Result{Status: status}, connector.Permanent(errNoCorrelation(table, t.field))
-		}
-		return connector.Result{Status: status, RecordID: id}, nil
+	case r != nil && r[t.field] != value:
+		// The instance ignored the condition (a column the table does not
+		// have) and answered some other row.
+		return connector.Result{Status: status}, connector.Permanent(errNoCorrelation(table, t.field))
+	case r != nil:
+		return connector.Result{Status: status, RecordID: r["sys_id"].(string)}, nil
 	}
 
 	row[t.field] = value
@@ -229,6 +231,75 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 	}
 	return connector.Result{Status: status, RecordID: id}, nil
 }
+
+// update writes the columns of row sysID of table. A journal column
+// (work_notes, comments) gets the key on its last line, and is written
+// only when no journal entry of the row has the key yet; other columns
+// are the same however often they are written.
+func (t *Target) update(ctx context.Context, key, table, sysID string, row map[string]any) (connector.Result, error) {
+	if !sysIDShape.MatchString(sysID) {
+		return connector.Result{}, connector.Permanent(fmt.Errorf("field sys_id: %q is not a sys_id", sysID))
+	}
+	marker := keyPrefix + correlation(key)
+	journal := ""
+	for _, j := range []string{"work_notes", "comments"} {
+		if note, ok := row[j].(string); ok && journal == "" {
+			journal = j
+			row[j] = strings.TrimRight(note, "\n ") + "\n\n" + marker
+		}
+	}
+	if journal != "" {
+		q := "element_id=" + sysID + "^element=" + journal + "^valueLIKE" + marker
+		r, status, err := t.lookup(ctx, "sys_journal_field", q, "value")
+		if err != nil {
+			return connector.Result{Status: status}, err
+		}
+		if v, _ := r["value"].(string); r != nil && strings.Contains(v, marker) {
+			return connector.Result{Status: status, RecordID: sysID}, nil
+		}
+	}
+	var updated struct {
+		Result map[string]any `json:"result"`
+	}
+	status, err := t.send(ctx, http.MethodPatch, t.base+table+"/"+sysID+"?sysparm_fields=sys_id", row, &updated)
+	if err == nil && updated.Result["sys_id"] != sysID {
+		err = &connector.DeliveryError{Status: status, Err: errors.New("update answer has not the row's result.sys_id")}
+	}
+	return connector.Result{Status: status, RecordID: sysID}, err
+}
+
+// lookup returns the first row of table that query matches, with sys_id
+// and field, or nil when none does.
+func (t *Target) lookup(ctx context.Context, table, query, field string) (map[string]any, int, error) {
+	q := url.Values{
+		"sysparm_query":  {query},
+		"sysparm_fields": {"sys_id," + field},
+		"sysparm_limit":  {"1"},
+	}
+	var found struct {
+		Result []map[string]any `json:"result"`
+	}
+	status, err := t.send(ctx, http.MethodGet, t.base+table+"?"+q.Encode(), nil, &found)
+	switch {
+	case err != nil:
+		return nil, status, err
+	case found.Result == nil:
+		return nil, status, &connector.DeliveryError{Status: status, Err: errors.New("lookup answer has no result array")}
+	case len(found.Result) == 0:
+		return nil, status, nil
+	}
+	if id, _ := found.Result[0]["sys_id"].(string); id == "" {
+		return nil, status, &connector.DeliveryError{Status: status, Err: errors.New("lookup answer has a row without sys_id")}
+	}
+	return found.Result[0], status, nil
+}
+
+// keyPrefix starts the last line of a work note or comment: the record's
+// key, by which a later delivery finds the entry.
+const keyPrefix = "ctibridge key: "
+
+// sysIDShape is a sys_id: 32 hexadecimal digits.
+var sysIDShape = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // errNoCorrelation says that a table does not keep the key in the
 // correlation column.

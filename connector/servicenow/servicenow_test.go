@@ -358,3 +358,51 @@ func TestSecretsStayOut(t *testing.T) {
 		}
 	}
 }
+
+// workNote is an activity that adds a work note to incident sysID.
+func workNote(t *testing.T, key, sysID string) connector.Delivery {
+	b, err := json.Marshal(connector.Activity{Key: key, Object: "incident", Fields: map[string]any{
+		"sys_id": sysID, "work_notes": "Call from Maria Lopez (6 min)\n",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return connector.Delivery{Key: key, Body: b, Attempt: 1}
+}
+
+func TestDeliver_WorkNoteOnce(t *testing.T) {
+	f := connectortest.NewFakeServiceNow(t)
+	tg, _ := newTarget(t, f, basic(f))
+	inc := f.AddRow("incident", map[string]string{"short_description": "Printer on fire"})
+	d := workNote(t, "genesys:3:notes", inc)
+	for attempt := 1; attempt <= 3; attempt++ {
+		res, err := tg.Deliver(t.Context(), d)
+		if err != nil || res.RecordID != inc {
+			t.Fatalf("attempt %d: %+v, %v", attempt, res, err)
+		}
+	}
+	notes := f.Rows("sys_journal_field", "element_id", inc)
+	if len(notes) != 1 || notes[0]["element"] != "work_notes" || notes[0]["value"] != "Call from Maria Lopez (6 min)\n\nctibridge key: genesys:3:notes" {
+		t.Errorf("journal = %v, want one work note ending with the key", notes)
+	}
+
+	// The answer to the update lost after ServiceNow wrote it: the retry
+	// finds the note.
+	d = workNote(t, "genesys:4:notes", inc)
+	f.FailRequest(connectortest.RequestFault{Method: http.MethodPatch, Commit: true, Response: connectortest.Response{Reset: true}})
+	if _, err := tg.Deliver(t.Context(), d); deliveryError(t, err).Permanent() {
+		t.Fatalf("lost answer: %v is permanent", err)
+	}
+	if _, err := tg.Deliver(t.Context(), d); err != nil || len(f.Records(d.Key)) != 1 {
+		t.Errorf("retry: %v, %d notes with the key", err, len(f.Records(d.Key)))
+	}
+
+	// A row that is not there, a sys_id that is not one.
+	_, err := tg.Deliver(t.Context(), workNote(t, "k5", strings.Repeat("0", 32)))
+	if de := deliveryError(t, err); !de.Permanent() || de.Body != "No Record found: Record doesn't exist or ACL restricts the record retrieval" {
+		t.Errorf("missing row: %v", err)
+	}
+	if _, err := tg.Deliver(t.Context(), workNote(t, "k6", "INC0010001")); !deliveryError(t, err).Permanent() || !strings.Contains(err.Error(), "sys_id") {
+		t.Errorf("bad sys_id: %v", err)
+	}
+}

@@ -10,22 +10,29 @@ import (
 )
 
 func TestSuite(t *testing.T) {
-	for _, auth := range []string{"basic", "oauth"} {
-		t.Run(auth, func(t *testing.T) {
+	for _, mode := range []string{"basic", "oauth", "work notes"} {
+		t.Run(mode, func(t *testing.T) {
+			var incident string // for work notes
 			suite := connectortest.TargetSuite{
 				Setup: func(t *testing.T, timeout time.Duration) (connectortest.CRM, connectortest.DeliverFunc) {
 					f := connectortest.NewFakeServiceNow(t)
+					incident = f.AddRow("incident", map[string]string{"short_description": "Printer on fire"})
 					cfg := basic(f)
-					if auth == "oauth" {
+					if mode == "oauth" {
 						cfg.ClientID, cfg.ClientSecret = connectortest.ServiceNowClientID, connectortest.ServiceNowClientSecret
 					}
 					tg, now := newTargetTimeout(t, f, cfg, timeout)
 					return f, outbox(tg, now)
 				},
-				Activity: func(key string) []byte { return call(t, key).Body },
-				Secrets:  []string{connectortest.ServiceNowPassword, connectortest.ServiceNowClientSecret},
+				Activity: func(key string) []byte {
+					if mode == "work notes" {
+						return workNote(t, key, incident).Body
+					}
+					return call(t, key).Body
+				},
+				Secrets: []string{connectortest.ServiceNowPassword, connectortest.ServiceNowClientSecret},
 			}
-			if auth == "basic" {
+			if mode != "oauth" {
 				suite.Skip = map[string]string{"TokenExpired": "basic auth has no tokens"}
 			}
 			connectortest.RunTargetSuite(t, suite)
