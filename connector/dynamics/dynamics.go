@@ -175,6 +175,9 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 // String describes the target for logs, without secrets.
 func (t *Target) String() string { return "dynamics " + t.redacted }
 
+// GoString keeps %#v from printing the credentials.
+func (t *Target) GoString() string { return t.String() }
+
 // Deliver writes the activity in d.Body and completes it. RecordID is the
 // activity's id, the UUIDv5 of d.Key. Errors are *connector.DeliveryError:
 // permanent for a record Dataverse refuses (with its message) or that

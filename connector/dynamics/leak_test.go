@@ -1,6 +1,7 @@
 package dynamics
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func TestSecretsStayOut(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%d: delivered", tc.status)
 		}
-		for _, s := range []string{err.Error(), deliveryError(t, err).Body, res.RecordID, tg.String()} {
+		for _, s := range []string{err.Error(), deliveryError(t, err).Body, res.RecordID, fmt.Sprintf("%v %+v %#v", tg, tg, tg)} {
 			for _, leak := range []string{secret, url.QueryEscape(secret), token} {
 				if leak != "" && strings.Contains(s, leak) {
 					t.Errorf("%d: %q shows %q", tc.status, s, leak)

@@ -173,6 +173,9 @@ func (t *Target) String() string {
 	return "servicenow " + t.redacted
 }
 
+// GoString keeps %#v from printing the credentials.
+func (t *Target) GoString() string { return t.String() }
+
 // Deliver inserts the activity in d.Body into its table, unless a row
 // already has its key; or, when the rule sets sys_id, updates that row,
 // adding its work notes or comments unless an entry with the key is there

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -349,7 +350,7 @@ func TestSecretsStayOut(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%+v delivered", tc)
 		}
-		for _, s := range []string{err.Error(), deliveryError(t, err).Body, res.RecordID, tg.String()} {
+		for _, s := range []string{err.Error(), deliveryError(t, err).Body, res.RecordID, fmt.Sprintf("%v %+v %#v", tg, tg, tg)} {
 			for _, secret := range secrets {
 				if strings.Contains(s, secret) {
 					t.Errorf("%+v: %q shows %q", tc, s, secret)

@@ -109,6 +109,9 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 // String describes the target for logs, without secrets.
 func (t *Target) String() string { return "zendesk " + t.redacted }
 
+// GoString keeps %#v from printing the credentials.
+func (t *Target) GoString() string { return t.String() }
+
 // Deliver writes the activity in d.Body as a Talk call or a ticket
 // comment. RecordID is the call's or the comment's id. Errors are
 // *connector.DeliveryError: permanent for a record Zendesk refuses (with

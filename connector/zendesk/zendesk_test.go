@@ -267,7 +267,7 @@ func TestSecretsStayOut(t *testing.T) {
 			if err == nil {
 				t.Fatalf("%d: delivered", status)
 			}
-			for _, s := range []string{err.Error(), deliveryError(t, err).Body, res.RecordID, tg.String()} {
+			for _, s := range []string{err.Error(), deliveryError(t, err).Body, res.RecordID, fmt.Sprintf("%v %+v %#v", tg, tg, tg)} {
 				for _, secret := range []string{connectortest.ZendeskAPIToken, basic, connectortest.ZendeskOAuthToken} {
 					if strings.Contains(s, secret) && strings.Contains(tg.auth, secret) {
 						t.Errorf("%d: %q shows %q", status, s, secret)
