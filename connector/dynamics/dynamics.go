@@ -130,6 +130,9 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 	if scope == "" {
 		scope = env + "/.default"
 	}
+	if !strings.HasSuffix(scope, "/.default") || strings.ContainsAny(scope, " \r\n") {
+		return nil, fmt.Errorf("scope: %q: the client credentials grant asks for one resource's /.default", scope)
+	}
 	version := cfg.APIVersion
 	if version == "" {
 		version = "v9.2"

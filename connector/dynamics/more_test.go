@@ -40,6 +40,7 @@ func TestNew_Errors(t *testing.T) {
 		{func(c *Config) { c.ClientID = "" }, "client_id: required"},
 		{func(c *Config) { c.ClientSecret = "" }, "client_secret: required"},
 		{func(c *Config) { c.APIVersion = "9.2" }, "api_version:"},
+		{func(c *Config) { c.Scope = "https://acme.crm.dynamics.com/user_impersonation" }, "scope:"},
 		{func(c *Config) { c.EntitySets = map[string]string{"new_call": "new/calls"} }, "entity_sets:"},
 	} {
 		cfg := ok
