@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +46,9 @@ var dataverseSets = map[string]string{
 //     type-specific (regardingobjectid_contact_phonecall), and an unknown
 //     one is a 400. Activity parties go in <table>_activity_parties with a
 //     participationtypemask of 1 (from) or 2 (to).
+//   - GET contacts or accounts with a $filter of phone columns "eq"
+//     values, for caller match (AddPerson adds rows); a column the table
+//     does not have is a 400.
 //   - 401 with WWW-Authenticate for a missing or expired token; errors are
 //     {"error":{"code","message"}}.
 //
@@ -122,6 +127,10 @@ func (f *FakeDataverse) serve(w http.ResponseWriter, r *http.Request) {
 	if !f.bearerValid(r) {
 		w.Header().Set("WWW-Authenticate", "Bearer authorization_uri=https://login.microsoftonline.com/"+DataverseTenant+"/oauth2/authorize, resource_id="+f.URL+"/")
 		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if people, ok := dataversePeople[strings.TrimPrefix(r.URL.Path, DataversePath+"/")]; ok && r.Method == http.MethodGet {
+		f.queryPeople(w, r, people)
 		return
 	}
 	set, id := "", ""
@@ -204,6 +213,79 @@ func (f *FakeDataverse) write(w http.ResponseWriter, r *http.Request, set, table
 	w.Header().Set("OData-EntityId", f.URL+DataversePath+"/"+key)
 	w.Header().Set("OData-Version", "4.0")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// dataversePerson is a table a caller is looked for in.
+type dataversePerson struct {
+	logical, id string
+	phones      []string
+}
+
+// dataversePeople are the tables a caller is looked for in, by entity set,
+// with their logical name, key and phone columns.
+var dataversePeople = map[string]dataversePerson{
+	"contacts": {"contact", "contactid", []string{"telephone1", "telephone2", "mobilephone"}},
+	"accounts": {"account", "accountid", []string{"telephone1", "telephone2"}},
+}
+
+// AddPerson adds a row to contacts or accounts with columns (phone
+// columns, modifiedon as RFC 3339 for $orderby) and returns its id.
+func (f *FakeDataverse) AddPerson(set string, columns map[string]string) string {
+	id := newGUID()
+	row := map[string]any{dataversePeople[set].id: id}
+	for k, v := range columns {
+		row[k] = v
+	}
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	f.records[set+"("+id+")"] = row
+	return id
+}
+
+var dataverseEq = regexp.MustCompile(`^([a-z0-9_]+) eq '((?:[^']|'')*)'$`)
+
+// queryPeople answers GET contacts or accounts with a $filter of "column eq
+// 'value'" conditions joined by " or ", $orderby "modifiedon desc" and $top.
+func (f *FakeDataverse) queryPeople(w http.ResponseWriter, r *http.Request, p dataversePerson) {
+	q := r.URL.Query()
+	type cond struct{ column, value string }
+	var conds []cond
+	for _, c := range strings.Split(q.Get("$filter"), " or ") {
+		m := dataverseEq.FindStringSubmatch(c)
+		if m == nil {
+			dataverseError(w, http.StatusBadRequest, "0x80060888", fmt.Sprintf("Syntax error in $filter at '%s'.", c))
+			return
+		}
+		if !slices.Contains(p.phones, m[1]) {
+			dataverseError(w, http.StatusBadRequest, "0x80060888", fmt.Sprintf("Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.", m[1], p.logical))
+			return
+		}
+		conds = append(conds, cond{m[1], strings.ReplaceAll(m[2], "''", "'")})
+	}
+	set := strings.TrimPrefix(r.URL.Path, DataversePath+"/")
+	f.dmu.Lock()
+	var rows []map[string]any
+	for k, row := range f.records {
+		if !strings.HasPrefix(k, set+"(") {
+			continue
+		}
+		for _, c := range conds {
+			if row[c.column] == c.value {
+				rows = append(rows, map[string]any{p.id: row[p.id], "modifiedon": row["modifiedon"]})
+				break
+			}
+		}
+	}
+	f.dmu.Unlock()
+	if q.Get("$orderby") == "modifiedon desc" {
+		slices.SortFunc(rows, func(a, b map[string]any) int {
+			return strings.Compare(fmt.Sprint(b["modifiedon"]), fmt.Sprint(a["modifiedon"]))
+		})
+	}
+	if top, err := strconv.Atoi(q.Get("$top")); err == nil && top < len(rows) {
+		rows = rows[:top]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": rows})
 }
 
 // checkDataverseColumns returns why Dataverse would refuse cols, or "".

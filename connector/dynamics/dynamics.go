@@ -12,6 +12,10 @@
 // it only if that has not been done, so a crash between the steps is
 // resumed by the next attempt.
 //
+// With MatchRules, an activity that names no who is linked to the
+// contact, or else the account, whose phone column holds the customer's
+// number.
+//
 // Throttling (service protection limits): a 429's Retry-After, and
 // x-ms-ratelimit-*-remaining headers at 0, hold every delivery of the
 // target until then.
@@ -70,6 +74,19 @@ type Config struct {
 	// it is created: statecode 1 and the rule's statuscode, or for a phone
 	// call 2 (Made) when outgoing and 4 (Received) when incoming.
 	LeaveOpen bool
+
+	// MatchRules names the rules whose activities, when they name no who,
+	// are linked to the contact, or else the account, whose phone column
+	// (telephone1, telephone2, mobilephone) holds the activity's phone as
+	// E.164, digits only, or as the platform sent it. "*" means every
+	// rule. Empty: no caller match.
+	MatchRules []string
+	// MatchCacheTTL is how long a lookup's answer for one number is
+	// reused; default DefaultMatchCacheTTL.
+	MatchCacheTTL time.Duration
+	// MatchMultiple says what several matching contacts (or accounts) give:
+	// "none" (the default: link none) or "recent" (the last modified).
+	MatchMultiple string
 }
 
 // builtinSets are the entity sets of the standard activity tables.
@@ -97,13 +114,14 @@ type Target struct {
 	open     bool
 	client   *http.Client
 	tokens   *connector.TokenSource
+	match    *matcher // nil without MatchRules
 	pause    connector.Pause
 	now      func() time.Time
 }
 
 // New validates cfg and returns a Target. An error names the key at fault
 // (url, tenant_id, token_url, client_id, client_secret, scope, api_version,
-// entity_sets) and never repeats a secret. A nil client means one with
+// entity_sets, match_cache_ttl, match_multiple) and never repeats a secret. A nil client means one with
 // DefaultTimeout; redirects are not followed.
 func New(cfg Config, client *http.Client) (*Target, error) {
 	u, err := connector.ParseHTTPURL(cfg.URL)
@@ -151,8 +169,14 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 		sets[k] = v
 	}
 
+	match, err := newMatcher(cfg)
+	if err != nil {
+		return nil, err
+	}
+
 	c := connector.HTTPClient(client, DefaultTimeout)
 	t := &Target{
+		match:    match,
 		api:      env + "/api/data/" + version,
 		redacted: connector.RedactURL(u),
 		sets:     sets,
@@ -186,7 +210,14 @@ func (t *Target) GoString() string { return t.String() }
 // permanent for a record Dataverse refuses (with its message) or that
 // cannot be built, retryable otherwise.
 func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.Result, error) {
-	rec, err := t.record(d)
+	var a connector.Activity
+	if err := json.Unmarshal(d.Body, &a); err != nil {
+		return connector.Result{}, connector.Permanent(fmt.Errorf("activity: %w", err))
+	}
+	if err := t.matchCaller(ctx, &a); err != nil {
+		return connector.Result{}, err
+	}
+	rec, err := t.record(d.Key, a)
 	if err != nil {
 		return connector.Result{}, connector.Permanent(err)
 	}
@@ -332,15 +363,11 @@ type record struct {
 	complete map[string]any // nil: leave the activity open
 }
 
-// record builds the row of d: the rule's fields without statecode and
+// record builds the row of a, keyed key: the rule's fields without statecode and
 // statuscode, which go to the completion, plus the regarding lookup and the
 // activity parties from the activity's who and what when the rule set none.
-func (t *Target) record(d connector.Delivery) (record, error) {
-	var a connector.Activity
-	if err := json.Unmarshal(d.Body, &a); err != nil {
-		return record{}, fmt.Errorf("activity: %w", err)
-	}
-	if d.Key == "" {
+func (t *Target) record(key string, a connector.Activity) (record, error) {
+	if key == "" {
 		return record{}, errors.New("delivery key is empty")
 	}
 	table := a.Object
@@ -351,7 +378,7 @@ func (t *Target) record(d connector.Delivery) (record, error) {
 	if !ok {
 		return record{}, fmt.Errorf("object %q is not an activity table this target knows: add it to entity_sets", table)
 	}
-	rec := record{set: set, id: activityID(d.Key), columns: map[string]any{}}
+	rec := record{set: set, id: activityID(key), columns: map[string]any{}}
 	for k, v := range a.Fields {
 		rec.columns[k] = v
 	}
