@@ -192,8 +192,9 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 		return connector.Result{}, &connector.DeliveryError{Err: err}
 	}
 	defer unlock()
-	if id, ok := row["sys_id"].(string); ok {
+	if v, ok := row["sys_id"]; ok {
 		delete(row, "sys_id")
+		id, _ := v.(string)
 		return t.update(ctx, d.Key, table, id, row)
 	}
 	return t.insert(ctx, d.Key, table, row)

@@ -406,4 +406,8 @@ func TestDeliver_WorkNoteOnce(t *testing.T) {
 	if _, err := tg.Deliver(t.Context(), workNote(t, "k6", "INC0010001")); !deliveryError(t, err).Permanent() || !strings.Contains(err.Error(), "sys_id") {
 		t.Errorf("bad sys_id: %v", err)
 	}
+	b, _ := json.Marshal(connector.Activity{Object: "incident", Fields: map[string]any{"sys_id": 7, "short_description": "x"}})
+	if _, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k7", Body: b}); !deliveryError(t, err).Permanent() || len(f.Rows("incident", "", "")) != 1 {
+		t.Errorf("sys_id not a string: %v, want dead and no insert", err)
+	}
 }
