@@ -133,6 +133,18 @@ func (f *FakeDataverse) serve(w http.ResponseWriter, r *http.Request) {
 		f.queryPeople(w, r, people)
 		return
 	}
+	if set := strings.TrimPrefix(r.URL.Path, DataversePath+"/"); dataverseSets[set] != "" && r.Method == http.MethodGet {
+		f.dmu.Lock()
+		rows := []any{}
+		for k, rec := range f.records {
+			if strings.HasPrefix(k, set+"(") && len(rows) == 0 {
+				rows = append(rows, map[string]any{"activityid": rec["activityid"]})
+			}
+		}
+		f.dmu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{"value": rows})
+		return
+	}
 	set, id := "", ""
 	if m := dataverseRecordPath.FindStringSubmatch(r.URL.Path); m != nil {
 		set, id = m[1], m[2]

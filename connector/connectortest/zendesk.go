@@ -39,6 +39,7 @@ const zendeskMaxComments = 5000
 //     with {"ticket":{"comment":{…}}} adds one and answers 200 with the
 //     ticket and its audit, whose Comment event is the new comment. A
 //     ticket takes 5,000 comments.
+//   - GET /api/v2/users/me answers the agent the credentials are.
 //   - 422 {"error":"RecordInvalid","description","details"} for a record
 //     Zendesk refuses, 404 {"error":"RecordNotFound"} for a ticket it does
 //     not have, 401 {"error":"Couldn't authenticate you"}, and 429 with
@@ -142,6 +143,8 @@ func (f *FakeZendesk) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch m := zendeskTicketPath.FindStringSubmatch(r.URL.Path); {
+	case r.URL.Path == "/api/v2/users/me" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, map[string]any{"user": map[string]any{"id": 361908041, "email": ZendeskEmail, "role": "agent"}})
 	case r.URL.Path == "/api/v2/calls" && r.Method == http.MethodPost:
 		if f.suiteFault(w, r, zendeskQuirks, func() { f.createCall(httptest.NewRecorder(), r) }) {
 			return

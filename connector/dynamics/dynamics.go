@@ -477,3 +477,26 @@ func lookup(o *connector.CRMObject) *crmRow {
 var guid = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 func isGUID(s string) bool { return guid.MatchString(s) }
+
+// Check asks Dataverse for a token and for one row of each object's table
+// (default phonecall), for `ctibridge targets check`: an error names what
+// is wrong (the credentials, through the token endpoint's answer, or an
+// object whose table the environment does not have) in Dataverse's words.
+func (t *Target) Check(ctx context.Context, objects ...string) error {
+	if len(objects) == 0 {
+		objects = []string{"phonecall"}
+	}
+	for _, o := range objects {
+		set, ok := t.sets[o]
+		if !ok {
+			return fmt.Errorf("object %q is not an activity table this target knows: add it to entity_sets", o)
+		}
+		var rows struct {
+			Value []any `json:"value"`
+		}
+		if _, err := t.send(ctx, http.MethodGet, t.api+"/"+set+"?$select=activityid&$top=1", nil, nil, &rows); err != nil {
+			return fmt.Errorf("object %s (entity set %s): %w", o, set, err)
+		}
+	}
+	return nil
+}

@@ -208,3 +208,20 @@ func TestDeliver_LeaveOpen(t *testing.T) {
 		t.Errorf("statecode %v after %v, want an open call and one request", rec["statecode"], methods(f))
 	}
 }
+
+func TestCheck(t *testing.T) {
+	f := connectortest.NewFakeDataverse(t)
+	tg, _ := newTarget(t, f, config(f))
+	if err := tg.Check(t.Context()); err != nil {
+		t.Errorf("Check = %v", err)
+	}
+	if err := tg.Check(t.Context(), "new_chat"); err == nil || !strings.Contains(err.Error(), "entity_sets") {
+		t.Errorf("Check(unknown object) = %v", err)
+	}
+	cfg := config(f)
+	cfg.ClientSecret = "wrong"
+	tg, _ = newTarget(t, f, cfg)
+	if err := tg.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "Invalid client secret") {
+		t.Errorf("Check with a wrong secret = %v, want the token endpoint's explanation", err)
+	}
+}

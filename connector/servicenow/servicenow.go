@@ -449,3 +449,25 @@ func (t *Target) redact(text, token string) string {
 	}
 	return text
 }
+
+// Check reads one row of each table (default the configured table), for
+// `ctibridge targets check`: an error names what is wrong (the
+// credentials, or a table the instance does not have) in ServiceNow's
+// words.
+func (t *Target) Check(ctx context.Context, tables ...string) error {
+	if len(tables) == 0 && t.table != "" {
+		tables = []string{t.table}
+	}
+	for _, table := range tables {
+		if !name.MatchString(table) {
+			return fmt.Errorf("table %q is not a table name", table)
+		}
+		var rows struct {
+			Result []any `json:"result"`
+		}
+		if _, err := t.send(ctx, http.MethodGet, t.base+table+"?sysparm_limit=1&sysparm_fields=sys_id", nil, &rows); err != nil {
+			return fmt.Errorf("table %s: %w", table, err)
+		}
+	}
+	return nil
+}

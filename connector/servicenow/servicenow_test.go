@@ -411,3 +411,20 @@ func TestDeliver_WorkNoteOnce(t *testing.T) {
 		t.Errorf("sys_id not a string: %v, want dead and no insert", err)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	f := connectortest.NewFakeServiceNow(t)
+	tg, _ := newTarget(t, f, basic(f))
+	if err := tg.Check(t.Context(), "incident", "u_call_log"); err != nil {
+		t.Errorf("Check = %v", err)
+	}
+	if err := tg.Check(t.Context(), "u_nope"); err == nil || !strings.Contains(err.Error(), "table u_nope: HTTP 400: Invalid table u_nope") {
+		t.Errorf("Check(unknown table) = %v", err)
+	}
+	cfg := basic(f)
+	cfg.Password = "wrong"
+	tg, _ = newTarget(t, f, cfg)
+	if err := tg.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "User Not Authenticated") {
+		t.Errorf("Check with a wrong password = %v", err)
+	}
+}

@@ -348,3 +348,25 @@ func (t *Target) redact(text string) string {
 	text = strings.ReplaceAll(text, t.secret, "[secret]")
 	return strings.ReplaceAll(text, strings.TrimPrefix(t.auth, "Basic "), "[secret]")
 }
+
+// Check asks Zendesk who the credentials are, for `ctibridge targets
+// check`: an error says that they are refused, or that they are an end
+// user's, who cannot write calls or private comments.
+func (t *Target) Check(ctx context.Context) error {
+	var me struct {
+		User struct {
+			ID   *json.Number `json:"id"`
+			Role string       `json:"role"`
+		} `json:"user"`
+	}
+	if _, err := t.send(ctx, http.MethodGet, "/users/me", "", nil, &me); err != nil {
+		return err
+	}
+	switch {
+	case me.User.ID == nil:
+		return errors.New("zendesk answered as an anonymous user: check email and api_token, or oauth_token")
+	case me.User.Role == "end-user":
+		return errors.New("the credentials are an end user's: use an agent's or an admin's")
+	}
+	return nil
+}

@@ -310,3 +310,15 @@ func TestSuite(t *testing.T) {
 		})
 	}
 }
+
+func TestCheck(t *testing.T) {
+	f := connectortest.NewFakeZendesk(t)
+	tg, _ := newTarget(t, f, apiToken(f), 2*time.Second)
+	if err := tg.Check(t.Context()); err != nil {
+		t.Errorf("Check = %v", err)
+	}
+	tg, _ = newTarget(t, f, Config{URL: f.URL, Email: connectortest.ZendeskEmail, APIToken: "wrong"}, 2*time.Second)
+	if err := tg.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "Couldn't authenticate you") {
+		t.Errorf("Check with a wrong token = %v", err)
+	}
+}
