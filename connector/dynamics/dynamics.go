@@ -121,8 +121,8 @@ type Target struct {
 
 // New validates cfg and returns a Target. An error names the key at fault
 // (url, tenant_id, token_url, client_id, client_secret, scope, api_version,
-// entity_sets, match_cache_ttl, match_multiple) and never repeats a secret. A nil client means one with
-// DefaultTimeout; redirects are not followed.
+// entity_sets, match_cache_ttl, match_multiple) and never repeats a secret.
+// A nil client means one with DefaultTimeout; redirects are not followed.
 func New(cfg Config, client *http.Client) (*Target, error) {
 	u, err := connector.ParseHTTPURL(cfg.URL)
 	if err != nil {
