@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,9 @@ var serviceNowTables = map[string][]string{
 	"incident":                {"number", "short_description", "description", "caller_id", "contact_type", "correlation_id", "work_notes"},
 	"sn_customerservice_case": {"number", "short_description", "description", "contact", "account", "correlation_id", "work_notes"},
 	"u_call_log":              {"u_number", "u_phone", "u_direction", "u_duration", "u_notes", "u_call_key"},
+	// People a caller may be, by phone.
+	"sys_user":         {"name", "phone", "mobile_phone"},
+	"customer_contact": {"name", "phone", "mobile_phone"},
 	// Journal entries: work notes and comments, one row per entry.
 	"sys_journal_field": {"element_id", "element", "name", "value"},
 }
@@ -49,7 +53,7 @@ var serviceNowJournal = []string{"work_notes", "comments"}
 //     comments become rows of sys_journal_field (element_id, element,
 //     name, value), not columns of the row.
 //   - GET /api/now/table/{table}?sysparm_query=… matches "field=value" and
-//     "fieldLIKEtext" conditions joined by ^; a condition on a column the table does not
+//     "fieldLIKEtext" conditions joined by ^ and ^OR; a condition on a column the table does not
 //     have is ignored, so the query may match every row, as an instance
 //     with glide.invalid_query.returns_no_rows off does.
 //   - Errors are {"error":{"message","detail"},"status":"failure"}: 401
@@ -127,30 +131,52 @@ func (f *FakeServiceNow) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// snCond is one condition of an encoded query.
+type snCond struct{ column, op, value string }
+
+func (c snCond) match(row map[string]string) bool {
+	if c.op == "LIKE" {
+		return strings.Contains(row[c.column], c.value)
+	}
+	return row[c.column] == c.value
+}
+
+// query answers an encoded query: conditions joined by ^ (and) and ^OR
+// (or, binding tighter), each column=value or columnLIKEtext. A condition
+// on a column the table does not have is dropped.
 func (f *FakeServiceNow) query(w http.ResponseWriter, r *http.Request, table string, columns []string) {
 	q := r.URL.Query()
-	var conds [][3]string
+	var groups [][]snCond // and of ors
 	for _, c := range strings.Split(q.Get("sysparm_query"), "^") {
+		or := strings.HasPrefix(c, "OR") && len(groups) > 0
+		if or {
+			c = strings.TrimPrefix(c, "OR")
+		}
 		name, value, ok := strings.Cut(c, "=")
 		op := "="
 		if like, pattern, isLike := strings.Cut(c, "LIKE"); isLike && (!ok || len(like) < len(name)) {
 			name, value, ok, op = like, pattern, true, "LIKE"
 		}
-		if ok && slices.Contains(columns, name) || name == "sys_id" {
-			conds = append(conds, [3]string{name, op, value})
+		if !(ok && slices.Contains(columns, name) || name == "sys_id") {
+			continue
 		}
+		if or {
+			groups[len(groups)-1] = append(groups[len(groups)-1], snCond{name, op, value})
+		} else {
+			groups = append(groups, []snCond{{name, op, value}})
+		}
+	}
+	limit, err := strconv.Atoi(q.Get("sysparm_limit"))
+	if err != nil {
+		limit = 10000
 	}
 	fields := strings.Split(q.Get("sysparm_fields"), ",")
 	f.smu.Lock()
 	result := []map[string]string{}
 	for _, row := range f.rows[table] {
-		match := true
-		for _, c := range conds {
-			if c[1] == "LIKE" {
-				match = match && strings.Contains(row[c[0]], c[2])
-			} else {
-				match = match && row[c[0]] == c[2]
-			}
+		match := len(result) < limit
+		for _, g := range groups {
+			match = match && slices.ContainsFunc(g, func(c snCond) bool { return c.match(row) })
 		}
 		if !match {
 			continue
@@ -162,9 +188,6 @@ func (f *FakeServiceNow) query(w http.ResponseWriter, r *http.Request, table str
 			}
 		}
 		result = append(result, out)
-		if q.Get("sysparm_limit") == "1" {
-			break
-		}
 	}
 	f.smu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"result": result})

@@ -88,7 +88,7 @@ func (t *Target) matchCaller(ctx context.Context, a *connector.Activity) error {
 	if m == nil || a.Who != nil || (m.rules != nil && !m.rules[a.Rule]) {
 		return nil
 	}
-	variants := phoneVariants(a.Phone)
+	variants := connector.PhoneForms(a.Phone)
 	if variants == nil {
 		return nil
 	}
@@ -151,31 +151,4 @@ func (t *Target) findByPhone(ctx context.Context, set, logical, idColumn string,
 		return nil, false, &connector.DeliveryError{Err: fmt.Errorf("%s lookup answered a row without %s", set, idColumn)}
 	}
 	return &crmRow{logical: logical, set: set, id: id}, true, nil
-}
-
-// phoneVariants returns the forms a phone column may hold a.Phone in: as
-// given, E.164 and digits only, and for a NANP number the ten national
-// digits. Nil for a number too short to match on.
-func phoneVariants(phone string) []string {
-	var digits strings.Builder
-	for _, r := range phone {
-		if r >= '0' && r <= '9' {
-			digits.WriteRune(r)
-		}
-	}
-	d := digits.String()
-	if len(d) < 5 {
-		return nil
-	}
-	v := []string{"+" + d, d, strings.TrimSpace(phone)}
-	if len(d) == 11 && d[0] == '1' {
-		v = append(v, d[1:])
-	}
-	var out []string
-	for _, s := range v {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }

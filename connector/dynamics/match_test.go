@@ -3,7 +3,6 @@ package dynamics
 import (
 	"encoding/json"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,19 +116,6 @@ func TestMatchCaller_LookupFails(t *testing.T) {
 	}
 	if _, err := tg.Deliver(t.Context(), unlinkedCall(t, "k", "+14155550100")); err != nil {
 		t.Error(err)
-	}
-}
-
-func TestPhoneVariants(t *testing.T) {
-	for phone, want := range map[string][]string{
-		"+14155550100":    {"+14155550100", "14155550100", "4155550100"},
-		"+1 415 555 0100": {"+14155550100", "14155550100", "+1 415 555 0100", "4155550100"},
-		"+442071838750":   {"+442071838750", "442071838750"},
-		"1234":            nil,
-	} {
-		if got := phoneVariants(phone); !slices.Equal(got, want) {
-			t.Errorf("phoneVariants(%q) = %q, want %q", phone, got, want)
-		}
 	}
 }
 

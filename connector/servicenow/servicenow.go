@@ -11,6 +11,10 @@
 // row. Across processes (two daemons on one outbox) the outbox's lease
 // keeps a key to one delivery at a time.
 //
+// With caller_field, an inserted row is linked to the caller: the
+// activity's who, or the one person of the match table whose phone
+// columns hold the customer's number.
+//
 // A rule that sets sys_id updates that row of its table instead, such as
 // the incident the agent worked on: its work_notes (or comments) get the
 // record's key on their last line, and are written only when no journal
@@ -72,6 +76,19 @@ type Config struct {
 	// written: ServiceNow drops an unknown column silently, and the target
 	// then refuses to deliver rather than insert again on every retry.
 	CorrelationField string
+
+	// CallerField is the column of an inserted row that links it to the
+	// caller, such as caller_id (incident) or contact (a case): the sys_id
+	// of the activity's who, or else of the person found by phone. Empty:
+	// the target links nothing.
+	CallerField string
+	// MatchTable and MatchColumns find the caller by phone when the
+	// activity has no who: the rows of MatchTable (such as sys_user or
+	// customer_contact) whose MatchColumns (such as phone, mobile_phone)
+	// hold the activity's phone as E.164, digits only, or as sent. One row
+	// is linked; none or several link nothing.
+	MatchTable   string
+	MatchColumns []string
 }
 
 var name = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -83,6 +100,9 @@ type Target struct {
 	redacted string
 	table    string
 	field    string
+	caller   string   // CallerField, or ""
+	matchIn  string   // MatchTable, or ""
+	matchBy  []string // MatchColumns
 	user     string // basic auth, when tokens is nil
 	password string // basic auth or the password grant's
 	client   *http.Client
@@ -94,7 +114,7 @@ type Target struct {
 
 // New validates cfg and returns a Target. An error names the key at fault
 // (url, username, password, client_id, client_secret, token_url, table,
-// correlation_field) and never repeats a secret. A nil client means one
+// correlation_field, caller_field, match_table, match_columns) and never repeats a secret. A nil client means one
 // with DefaultTimeout; redirects are not followed.
 func New(cfg Config, client *http.Client) (*Target, error) {
 	u, err := connector.ParseHTTPURL(cfg.URL)
@@ -127,6 +147,23 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 	if !name.MatchString(field) {
 		return nil, fmt.Errorf("correlation_field: %q is not a column name", field)
 	}
+	switch {
+	case cfg.CallerField != "" && !name.MatchString(cfg.CallerField):
+		return nil, fmt.Errorf("caller_field: %q is not a column name", cfg.CallerField)
+	case cfg.MatchTable != "" && !name.MatchString(cfg.MatchTable):
+		return nil, fmt.Errorf("match_table: %q is not a table name", cfg.MatchTable)
+	case cfg.MatchTable != "" && cfg.CallerField == "":
+		return nil, errors.New("caller_field: required with match_table: the column that receives the caller")
+	case cfg.MatchTable != "" && len(cfg.MatchColumns) == 0:
+		return nil, errors.New("match_columns: required with match_table")
+	case cfg.MatchTable == "" && len(cfg.MatchColumns) > 0:
+		return nil, errors.New("match_table: required with match_columns")
+	}
+	for _, c := range cfg.MatchColumns {
+		if !name.MatchString(c) {
+			return nil, fmt.Errorf("match_columns: %q is not a column name", c)
+		}
+	}
 
 	c := connector.HTTPClient(client, DefaultTimeout)
 	t := &Target{
@@ -134,6 +171,9 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 		redacted: connector.RedactURL(u),
 		table:    cfg.Table,
 		field:    field,
+		caller:   cfg.CallerField,
+		matchIn:  cfg.MatchTable,
+		matchBy:  cfg.MatchColumns,
 		client:   c,
 		now:      time.Now,
 	}
@@ -183,7 +223,7 @@ func (t *Target) GoString() string { return t.String() }
 // *connector.DeliveryError: permanent for a row ServiceNow refuses (with
 // its message and detail) or that cannot be built, retryable otherwise.
 func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.Result, error) {
-	table, row, err := t.row(d)
+	a, table, row, err := t.row(d)
 	if err != nil {
 		return connector.Result{}, connector.Permanent(err)
 	}
@@ -197,12 +237,12 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 		id, _ := v.(string)
 		return t.update(ctx, d.Key, table, id, row)
 	}
-	return t.insert(ctx, d.Key, table, row)
+	return t.insert(ctx, d.Key, table, row, a)
 }
 
 // insert looks the key up in the correlation column and inserts the row
 // when no row has it.
-func (t *Target) insert(ctx context.Context, key, table string, row map[string]any) (connector.Result, error) {
+func (t *Target) insert(ctx context.Context, key, table string, row map[string]any, a connector.Activity) (connector.Result, error) {
 	value := correlation(key)
 	r, status, err := t.lookup(ctx, table, t.field+"="+value, t.field)
 	switch {
@@ -216,6 +256,15 @@ func (t *Target) insert(ctx context.Context, key, table string, row map[string]a
 		return connector.Result{Status: status, RecordID: r["sys_id"].(string)}, nil
 	}
 
+	if _, set := row[t.caller]; t.caller != "" && !set {
+		caller, status, err := t.findCaller(ctx, a)
+		if err != nil {
+			return connector.Result{Status: status}, err
+		}
+		if caller != "" {
+			row[t.caller] = caller
+		}
+	}
 	row[t.field] = value
 	var created struct {
 		Result map[string]any `json:"result"`
@@ -298,6 +347,42 @@ func (t *Target) lookup(ctx context.Context, table, query, field string) (map[st
 	return found.Result[0], status, nil
 }
 
+// findCaller returns the sys_id of the activity's who, or else of the one
+// row of the match table whose match columns hold the activity's phone, or
+// "" when there is none or several.
+func (t *Target) findCaller(ctx context.Context, a connector.Activity) (string, int, error) {
+	if a.Who != nil && sysIDShape.MatchString(a.Who.ID) {
+		return a.Who.ID, 0, nil
+	}
+	forms := connector.PhoneForms(a.Phone)
+	if t.matchIn == "" || forms == nil {
+		return "", 0, nil
+	}
+	var conds []string
+	for _, c := range t.matchBy {
+		for _, f := range forms {
+			if !strings.Contains(f, "^") { // it would end the condition
+				conds = append(conds, c+"="+f)
+			}
+		}
+	}
+	q := url.Values{
+		"sysparm_query":  {strings.Join(conds, "^OR")},
+		"sysparm_fields": {"sys_id"},
+		"sysparm_limit":  {"2"},
+	}
+	var found struct {
+		Result []struct {
+			SysID string `json:"sys_id"`
+		} `json:"result"`
+	}
+	status, err := t.send(ctx, http.MethodGet, t.base+t.matchIn+"?"+q.Encode(), nil, &found)
+	if err != nil || len(found.Result) != 1 {
+		return "", status, err
+	}
+	return found.Result[0].SysID, status, nil
+}
+
 // keyPrefix starts the last line of a work note or comment: the record's
 // key, by which a later delivery finds the entry.
 const keyPrefix = "ctibridge key: "
@@ -322,14 +407,14 @@ func correlation(key string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// row returns the table and columns of d's activity.
-func (t *Target) row(d connector.Delivery) (string, map[string]any, error) {
+// row returns d's activity, and its table and columns.
+func (t *Target) row(d connector.Delivery) (connector.Activity, string, map[string]any, error) {
 	var a connector.Activity
 	if err := json.Unmarshal(d.Body, &a); err != nil {
-		return "", nil, fmt.Errorf("activity: %w", err)
+		return a, "", nil, fmt.Errorf("activity: %w", err)
 	}
 	if d.Key == "" {
-		return "", nil, errors.New("delivery key is empty")
+		return a, "", nil, errors.New("delivery key is empty")
 	}
 	table := a.Object
 	if table == "" {
@@ -337,18 +422,18 @@ func (t *Target) row(d connector.Delivery) (string, map[string]any, error) {
 	}
 	switch {
 	case table == "":
-		return "", nil, errors.New("the rule names no object and the target no table")
+		return a, "", nil, errors.New("the rule names no object and the target no table")
 	case !name.MatchString(table):
-		return "", nil, fmt.Errorf("object %q is not a table name", table)
+		return a, "", nil, fmt.Errorf("object %q is not a table name", table)
 	}
 	row := make(map[string]any, len(a.Fields)+1)
 	for k, v := range a.Fields {
 		row[k] = v
 	}
 	if v, ok := row[t.field]; ok && v != correlation(d.Key) {
-		return "", nil, fmt.Errorf("field %s is the correlation field: the target sets it to the key", t.field)
+		return a, "", nil, fmt.Errorf("field %s is the correlation field: the target sets it to the key", t.field)
 	}
-	return table, row, nil
+	return a, table, row, nil
 }
 
 // send makes one request, with a token (and once more with a new token

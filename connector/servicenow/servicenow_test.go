@@ -428,3 +428,50 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check with a wrong password = %v", err)
 	}
 }
+
+func TestDeliver_LinksTheCaller(t *testing.T) {
+	f := connectortest.NewFakeServiceNow(t)
+	cfg := basic(f)
+	cfg.CallerField, cfg.MatchTable, cfg.MatchColumns = "caller_id", "sys_user", []string{"phone", "mobile_phone"}
+	tg, _ := newTarget(t, f, cfg)
+	maria := f.AddRow("sys_user", map[string]string{"name": "Maria Lopez", "mobile_phone": "14155550100"})
+	f.AddRow("sys_user", map[string]string{"name": "Front desk", "phone": "+14155550188"})
+	f.AddRow("sys_user", map[string]string{"name": "Back office", "mobile_phone": "4155550188"})
+	who := strings.Repeat("ab", 16)
+	for _, tc := range []struct {
+		key, phone string
+		who        *connector.CRMObject
+		want       string
+	}{
+		{"k1", "+14155550100", nil, maria},                                           // digits only in the CRM
+		{"k2", "+14155550188", nil, ""},                                              // two people: none
+		{"k3", "+14155550199", nil, ""},                                              // nobody
+		{"k4", "+14155550100", &connector.CRMObject{Type: "sys_user", ID: who}, who}, // the platform's who wins
+	} {
+		b, _ := json.Marshal(connector.Activity{Phone: tc.phone, Who: tc.who, Fields: map[string]any{"short_description": "Call"}})
+		if _, err := tg.Deliver(t.Context(), connector.Delivery{Key: tc.key, Body: b}); err != nil {
+			t.Fatalf("%s: %v", tc.key, err)
+		}
+		rows := f.Rows("incident", "correlation_id", tc.key)
+		if len(rows) != 1 || rows[0]["caller_id"] != tc.want {
+			t.Errorf("%s: rows %v, want caller_id %q", tc.key, rows, tc.want)
+		}
+	}
+
+	f.FailRequest(connectortest.RequestFault{Method: http.MethodGet, Path: connectortest.ServiceNowTablePath + "sys_user", Response: connectortest.Response{Status: 503}})
+	b, _ := json.Marshal(connector.Activity{Phone: "+14155550100", Fields: map[string]any{"short_description": "Call"}})
+	if _, err := tg.Deliver(t.Context(), connector.Delivery{Key: "k5", Body: b}); deliveryError(t, err).Permanent() || len(f.Rows("incident", "correlation_id", "k5")) != 0 {
+		t.Errorf("lookup 503: %v, want a retry before the insert", err)
+	}
+
+	for _, bad := range []Config{
+		{URL: f.URL, Username: "u", Password: "p", MatchTable: "sys_user", MatchColumns: []string{"phone"}},
+		{URL: f.URL, Username: "u", Password: "p", CallerField: "caller_id", MatchTable: "sys_user"},
+		{URL: f.URL, Username: "u", Password: "p", CallerField: "caller_id", MatchColumns: []string{"phone"}},
+		{URL: f.URL, Username: "u", Password: "p", CallerField: "caller id"},
+	} {
+		if _, err := New(bad, nil); err == nil {
+			t.Errorf("New(%+v) accepted", bad)
+		}
+	}
+}
