@@ -103,8 +103,8 @@ type Target struct {
 	caller   string   // CallerField, or ""
 	matchIn  string   // MatchTable, or ""
 	matchBy  []string // MatchColumns
-	user     string // basic auth, when tokens is nil
-	password string // basic auth or the password grant's
+	user     string   // basic auth, when tokens is nil
+	password string   // basic auth or the password grant's
 	client   *http.Client
 	tokens   *connector.TokenSource // nil: basic auth
 	locks    connector.KeyLock
