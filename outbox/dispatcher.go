@@ -19,6 +19,12 @@ import (
 // ResponseBody() string has the target's answer recorded with the attempt.
 type SendFunc func(ctx context.Context, m Message) (Receipt, error)
 
+// SendBatchFunc delivers several messages of one target at once, such as a
+// CRM's batch endpoint does. It returns one Receipt and one error per
+// message, in the order of ms, each with the meaning SendFunc's has: a
+// batch may deliver some messages and fail others.
+type SendBatchFunc func(ctx context.Context, ms []Message) ([]Receipt, []error)
+
 // Receipt is what a target answered to one send.
 type Receipt struct {
 	// Status is the HTTP status of the final response, 0 when none arrived.
@@ -34,6 +40,12 @@ type Receipt struct {
 type Target struct {
 	Name string
 	Send SendFunc
+	// SendBatch, when set, is used instead of Send: each send takes up to
+	// BatchSize due messages. Concurrency, RateLimit and the breaker then
+	// count batches; each message's attempt is still recorded on its own.
+	SendBatch SendBatchFunc
+	// BatchSize bounds the messages of one SendBatch; default 200.
+	BatchSize int
 	// Concurrency bounds the sends in flight; default 4.
 	Concurrency int
 	Retry       RetryPolicy
@@ -100,7 +112,7 @@ func (d *Dispatcher) Open() error {
 	d.health = make(map[string]*breaker, len(d.Targets))
 	for i := range d.Targets {
 		t := &d.Targets[i]
-		if t.Name == "" || t.Send == nil {
+		if t.Name == "" || (t.Send == nil && t.SendBatch == nil) {
 			return fmt.Errorf("dispatcher: target %d needs a name and a send function", i)
 		}
 		if _, dup := d.wake[t.Name]; dup {
@@ -108,6 +120,9 @@ func (d *Dispatcher) Open() error {
 		}
 		if t.Concurrency <= 0 {
 			t.Concurrency = 4
+		}
+		if t.BatchSize <= 0 {
+			t.BatchSize = 200
 		}
 		d.wake[t.Name] = make(chan struct{}, 1)
 		d.health[t.Name] = newBreaker(t.BreakerFailures, t.BreakerCooldown)
@@ -214,25 +229,37 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 		}
 		claimed := 0
 		if allowed > 0 {
-			msgs, err := d.DB.Claim(ctx, t.Name, allowed, now, d.Lease)
+			// Each send takes one message, or up to BatchSize with
+			// SendBatch: claimed counts sends.
+			per := 1
+			if t.SendBatch != nil {
+				per = t.BatchSize
+			}
+			msgs, err := d.DB.Claim(ctx, t.Name, allowed*per, now, d.Lease)
 			if err != nil && ctx.Err() == nil {
 				failures++
 				log.Error("claim failed", "err", err, "consecutive_errors", failures)
 			} else {
 				failures = 0
 			}
-			claimed = len(msgs)
-			rate.giveBack(allowed - claimed)
-			for _, m := range msgs {
+			for len(msgs) > 0 {
+				batch := msgs[:min(per, len(msgs))]
+				msgs = msgs[len(batch):]
+				claimed++
 				slots <- struct{}{}
 				inflight.Add(1)
 				go func() {
 					defer inflight.Done()
-					d.deliver(t, m, log)
+					if t.SendBatch != nil {
+						d.deliverBatch(t, batch, log)
+					} else {
+						d.deliver(t, batch[0], log)
+					}
 					<-slots
 					d.Notify(t.Name)
 				}()
 			}
+			rate.giveBack(allowed - claimed)
 			if claimed > 0 && claimed == allowed {
 				continue // more may be due
 			}
@@ -266,6 +293,27 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 func (d *Dispatcher) deliver(t *Target, m Message, log *slog.Logger) {
 	start := d.Now()
 	r, err := t.Send(d.sendCtx, m)
+	d.finish(t, m, r, err, start, log)
+}
+
+// deliverBatch sends several messages at once and records each one's
+// attempt.
+func (d *Dispatcher) deliverBatch(t *Target, ms []Message, log *slog.Logger) {
+	start := d.Now()
+	rs, errs := t.SendBatch(d.sendCtx, ms)
+	for i, m := range ms {
+		var r Receipt
+		err := fmt.Errorf("target answered %d receipts and %d errors for a batch of %d", len(rs), len(errs), len(ms))
+		if len(rs) == len(ms) && len(errs) == len(ms) {
+			r, err = rs[i], errs[i]
+		}
+		d.finish(t, m, r, err, start, log)
+	}
+}
+
+// finish records the attempt at m that started at start and ended with r
+// and err.
+func (d *Dispatcher) finish(t *Target, m Message, r Receipt, err error, start time.Time, log *slog.Logger) {
 	status := r.Status
 	now := d.Now()
 	a := Attempt{StartedAt: start, Latency: now.Sub(start), Status: status, RecordID: r.RecordID,

@@ -337,3 +337,75 @@ func TestDispatcher_BreakerProbesNewDeliveries(t *testing.T) {
 		t.Errorf("breaker = %+v after the probe succeeded, want closed", st)
 	}
 }
+
+func TestDispatcher_SendBatch(t *testing.T) {
+	db := MustOpenDB(t)
+	var mu sync.Mutex
+	var sizes []int
+	tries := map[string]int{}
+	sendBatch := func(ctx context.Context, ms []outbox.Message) ([]outbox.Receipt, []error) {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes = append(sizes, len(ms))
+		rs, errs := make([]outbox.Receipt, len(ms)), make([]error, len(ms))
+		for i, m := range ms {
+			tries[m.Key]++
+			switch {
+			case m.Key == "k7":
+				rs[i], errs[i] = outbox.Receipt{Status: 200}, testErr{permanent: true}
+			case m.Key == "k8" && tries[m.Key] == 1:
+				rs[i], errs[i] = outbox.Receipt{Status: 200}, testErr{after: time.Millisecond}
+			default:
+				rs[i] = outbox.Receipt{Status: 201, RecordID: "rec-" + m.Key}
+			}
+		}
+		return rs, errs
+	}
+	for i := range 450 {
+		mustAccept(t, db, fmt.Sprint("e", i), "crm", fmt.Sprint("k", i))
+	}
+	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", SendBatch: sendBatch,
+		Concurrency: 2, Retry: outbox.DefaultRetryPolicy()}}}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	waitFor(t, "every delivery to finish", func() bool {
+		return len(mustList(t, db, outbox.Filter{State: outbox.StateDelivered, Limit: 1000})) == 449
+	})
+	s := states(t, db)
+	if s["k7"].State != outbox.StateDead || s["k8"].Attempts != 2 || s["k1"].Attempts != 1 || s["k1"].RecordID != "rec-k1" {
+		t.Errorf("k7 %s, k8 %d attempts, k1 %d attempts %q: want dead, 2, 1 rec-k1", s["k7"].State, s["k8"].Attempts, s["k1"].Attempts, s["k1"].RecordID)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for _, n := range sizes {
+		if n > 200 {
+			t.Errorf("a batch of %d, want at most BatchSize 200", n)
+		}
+		total += n
+	}
+	if total != 451 || len(sizes) > 4 {
+		t.Errorf("batches %v: want 451 messages (k8 twice) in at most 4 batches", sizes)
+	}
+}
+
+func TestDispatcher_SendBatchShortAnswer(t *testing.T) {
+	db := MustOpenDB(t)
+	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Targets: []outbox.Target{{Name: "crm", Retry: outbox.DefaultRetryPolicy(),
+		SendBatch: func(ctx context.Context, ms []outbox.Message) ([]outbox.Receipt, []error) { return nil, nil }}}}
+	mustAccept(t, db, "e1", "crm", "k1")
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	waitFor(t, "the attempt", func() bool { return states(t, db)["k1"].Attempts == 1 })
+	res, err := db.Show(context.Background(), states(t, db)["k1"].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := res.Attempts[0]; a.Outcome != outbox.OutcomeRetry || !strings.Contains(a.Error, "0 receipts and 0 errors for a batch of 1") {
+		t.Errorf("attempt = %+v, want a retry saying the target's answer was short", a)
+	}
+}

@@ -23,7 +23,7 @@ import (
 // Salesforce is a fake Salesforce org, as crm-apis.md describes it: the
 // OAuth token endpoint (client credentials and JWT bearer), upsert by
 // external id, sObject Collections upsert, SOSL search in phone fields,
-// and Salesforce's errors and limits, quirks included:
+// describe, and Salesforce's errors and limits, quirks included:
 //
 //   - an upsert answers 201 with "created":true, or 200 with
 //     "created":false when the external id exists; 300 when several
@@ -52,8 +52,9 @@ type Salesforce struct {
 	mu        sync.Mutex
 	jwtKeys   map[string]*rsa.PublicKey // username → key trusted for JWT bearer
 	audience  string
-	extIDs    map[string]string // object → its external-id field
-	records   map[string][]*sfRecord
+	extIDs    map[string]string                 // object → its external-id field
+	records   map[string]map[string][]*sfRecord // object → external id → records
+	byID      map[string]*sfRecord
 	people    []*sfRecord // Contacts and Leads, for search
 	rejects   map[string]string
 	seq       int
@@ -92,7 +93,8 @@ func NewSalesforce(tb testing.TB) *Salesforce {
 		jwtKeys:      map[string]*rsa.PublicKey{},
 		audience:     SalesforceAudience,
 		extIDs:       map[string]string{"Task": "CallLogKey__c"},
-		records:      map[string][]*sfRecord{},
+		records:      map[string]map[string][]*sfRecord{},
+		byID:         map[string]*sfRecord{},
 		rejects:      map[string]string{},
 		max:          100000,
 	}
@@ -161,10 +163,8 @@ func (f *Salesforce) Records(key string) []string {
 	defer f.mu.Unlock()
 	var ids []string
 	for _, object := range slices.Sorted(maps.Keys(f.records)) {
-		for _, r := range f.records[object] {
-			if r.fields[f.extIDs[object]] == key {
-				ids = append(ids, r.id)
-			}
+		for _, r := range f.records[object][key] {
+			ids = append(ids, r.id)
 		}
 	}
 	return ids
@@ -174,12 +174,8 @@ func (f *Salesforce) Records(key string) []string {
 func (f *Salesforce) Record(id string) map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, recs := range f.records {
-		for _, r := range recs {
-			if r.id == id {
-				return maps.Clone(r.fields)
-			}
-		}
+	if r, ok := f.byID[id]; ok {
+		return maps.Clone(r.fields)
 	}
 	return nil
 }
@@ -199,21 +195,33 @@ func (f *Salesforce) Requests() []SalesforceRequest {
 	return slices.Clone(f.requests)
 }
 
-// newID returns an 18-character id with object's key prefix. The 15
-// characters are digits, so the case-checksum suffix is "AAA".
+// newID returns an 18-character id with object's key prefix. The suffix
+// has a bit per upper-case letter of each 5 characters: past the prefix
+// there are digits only, so it is "AAA", or "EAA" after Lead's "00Q" and
+// Task's "00T".
 func (f *Salesforce) newID(object string) string {
 	f.seq++
-	prefix := map[string]string{"Task": "00T", "Contact": "003", "Lead": "00Q", "Account": "001"}[object]
-	if prefix == "" {
-		prefix = "a00"
+	switch object {
+	case "Task":
+		return fmt.Sprintf("00T%012dEAA", f.seq)
+	case "Lead":
+		return fmt.Sprintf("00Q%012dEAA", f.seq)
+	case "Contact":
+		return fmt.Sprintf("003%012dAAA", f.seq)
+	case "Account":
+		return fmt.Sprintf("001%012dAAA", f.seq)
 	}
-	return fmt.Sprintf("%s%012dAAA", prefix, f.seq)
+	return fmt.Sprintf("a00%012dAAA", f.seq)
 }
 
 func (f *Salesforce) insert(object, extField, key string, fields map[string]any) *sfRecord {
 	r := &sfRecord{object: object, id: f.newID(object), fields: maps.Clone(fields)}
 	r.fields[extField] = key
-	f.records[object] = append(f.records[object], r)
+	if f.records[object] == nil {
+		f.records[object] = map[string][]*sfRecord{}
+	}
+	f.records[object][key] = append(f.records[object][key], r)
+	f.byID[r.id] = r
 	return r
 }
 
@@ -348,6 +356,8 @@ func (f *Salesforce) data(w http.ResponseWriter, r *http.Request) {
 		f.upsertCollection(w, r, segs[2], segs[3], body)
 	case r.Method == http.MethodGet && path == "/search":
 		f.search(w, r)
+	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "sobjects" && segs[2] == "describe":
+		f.describe(w, segs[1])
 	default:
 		writeSFError(w, 404, "NOT_FOUND", "The requested resource does not exist")
 	}
@@ -386,11 +396,12 @@ var taskLimits = map[string]int{
 	"Subject": 255, "CallObject": 255, "CallDisposition": 255, "CallType": 40, "Description": 32000,
 }
 
-// taskFields are the Task fields the fake knows; custom fields end in __c.
-var taskFields = map[string]bool{
-	"Subject": true, "TaskSubtype": true, "CallType": true, "CallDurationInSeconds": true,
-	"CallObject": true, "CallDisposition": true, "Description": true, "ActivityDate": true,
-	"Status": true, "Priority": true, "WhoId": true, "WhatId": true, "OwnerId": true,
+// taskFields are the Task fields the fake knows, with their describe
+// types; custom fields end in __c.
+var taskFields = map[string]string{
+	"Subject": "combobox", "TaskSubtype": "picklist", "CallType": "picklist", "CallDurationInSeconds": "int",
+	"CallObject": "string", "CallDisposition": "string", "Description": "textarea", "ActivityDate": "date",
+	"Status": "picklist", "Priority": "picklist", "WhoId": "reference", "WhatId": "reference", "OwnerId": "reference",
 }
 
 var idShape = regexp.MustCompile(`^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$`)
@@ -400,7 +411,7 @@ var idShape = regexp.MustCompile(`^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$`)
 func (f *Salesforce) check(object string, fields map[string]any, update bool) *sfError {
 	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		v := fields[name]
-		if object == "Task" && !taskFields[name] && !strings.HasSuffix(name, "__c") {
+		if object == "Task" && taskFields[name] == "" && !strings.HasSuffix(name, "__c") {
 			return &sfError{ErrorCode: "INVALID_FIELD", Message: fmt.Sprintf("No such column '%s' on sobject of type Task", name)}
 		}
 		s, isString := v.(string)
@@ -439,12 +450,7 @@ func (f *Salesforce) write(object, extField, key string, fields map[string]any) 
 	if msg, ok := f.rejects[key]; ok {
 		return "", false, nil, &sfError{ErrorCode: "FIELD_CUSTOM_VALIDATION_EXCEPTION", Message: msg}
 	}
-	var matches []*sfRecord
-	for _, r := range f.records[object] {
-		if r.fields[extField] == key {
-			matches = append(matches, r)
-		}
-	}
+	matches := f.records[object][key]
 	if len(matches) > 1 {
 		for _, r := range matches {
 			several = append(several, r.id)
@@ -555,8 +561,41 @@ func (f *Salesforce) upsertCollection(w http.ResponseWriter, r *http.Request, ob
 	writeJSON(w, http.StatusOK, writeAll())
 }
 
+// describe is GET /sobjects/{object}/describe, for Task and the objects
+// with an external-id field: the object's name and rights and its fields'
+// names, types, lengths and external-id and unique flags.
+func (f *Salesforce) describe(w http.ResponseWriter, object string) {
+	f.mu.Lock()
+	ext, ok := f.extIDs[object]
+	f.mu.Unlock()
+	if !ok && object != "Task" {
+		writeSFError(w, 404, "NOT_FOUND", "The requested resource does not exist")
+		return
+	}
+	type field struct {
+		Name       string `json:"name"`
+		Type       string `json:"type"`
+		Length     int    `json:"length"`
+		ExternalID bool   `json:"externalId"`
+		Unique     bool   `json:"unique"`
+		Createable bool   `json:"createable"`
+		Updateable bool   `json:"updateable"`
+	}
+	var fields []field
+	if object == "Task" {
+		for _, name := range slices.Sorted(maps.Keys(taskFields)) {
+			fields = append(fields, field{Name: name, Type: taskFields[name], Length: taskLimits[name], Createable: true, Updateable: name != "TaskSubtype"})
+		}
+	}
+	if ext != "" {
+		fields = append(fields, field{Name: ext, Type: "string", Length: 255, ExternalID: true, Unique: true, Createable: true, Updateable: true})
+	}
+	writeJSON(w, 200, map[string]any{"name": object, "createable": true, "updateable": true, "fields": fields})
+}
+
 // search is GET /search?q=FIND {…} IN PHONE FIELDS RETURNING …: it
-// matches the last ten digits of the number against the people's phones.
+// matches each term of the FIND ("a OR b"), as its digits, against the
+// digits of the people's phones.
 func (f *Salesforce) search(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query().Get("q")
 	m := regexp.MustCompile(`^FIND \{([^}]*)\} IN PHONE FIELDS RETURNING (.+)$`).FindStringSubmatch(q)
@@ -567,7 +606,12 @@ func (f *Salesforce) search(w http.ResponseWriter, r *http.Request) {
 	if f.fault(w, r, func() {}) {
 		return
 	}
-	want := lastDigits(m[1])
+	var terms []string
+	for _, term := range strings.Split(m[1], " OR ") {
+		if d := digitsOf(term); d != "" {
+			terms = append(terms, d)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	type hit struct {
@@ -577,7 +621,7 @@ func (f *Salesforce) search(w http.ResponseWriter, r *http.Request) {
 	}
 	hits := []hit{}
 	for _, p := range f.people {
-		if want != "" && lastDigits(p.fields["Phone"].(string)) == want && strings.Contains(m[2], p.object+"(") {
+		if slices.Contains(terms, digitsOf(p.fields["Phone"].(string))) && strings.Contains(m[2], p.object+"(") {
 			hits = append(hits, hit{
 				Attributes:       map[string]string{"type": p.object, "url": "/services/data/" + r.PathValue("version") + "/sobjects/" + p.object + "/" + p.id},
 				ID:               p.id,
@@ -588,15 +632,12 @@ func (f *Salesforce) search(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"searchRecords": hits})
 }
 
-func lastDigits(s string) string {
+func digitsOf(s string) string {
 	var b []byte
 	for i := 0; i < len(s); i++ {
 		if s[i] >= '0' && s[i] <= '9' {
 			b = append(b, s[i])
 		}
-	}
-	if len(b) > 10 {
-		b = b[len(b)-10:]
 	}
 	return string(b)
 }

@@ -198,7 +198,7 @@ func TestSalesforceSearch(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	c := f.AddPerson("Contact", "(415) 555-0100", t0)
 	f.AddPerson("Lead", "+1 650 555 0199", t0)
-	q := url.QueryEscape("FIND {+14155550100} IN PHONE FIELDS RETURNING Contact(Id, LastModifiedDate), Lead(Id, LastModifiedDate)")
+	q := url.QueryEscape("FIND {14155550100 OR 4155550100} IN PHONE FIELDS RETURNING Contact(Id, LastModifiedDate), Lead(Id, LastModifiedDate)")
 	status, body, _ := sfCall(t, "GET", f.URL+"/services/data/v62.0/search?q="+q, m["access_token"], "")
 	if status != 200 || !strings.Contains(body, c) || strings.Count(body, `"Id"`) != 1 || !strings.Contains(body, "2026-01-02T03:04:05.000+0000") {
 		t.Errorf("search: %d %s, want the one contact %s", status, body, c)
