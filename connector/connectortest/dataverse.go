@@ -91,9 +91,10 @@ func (f *FakeDataverse) Records(key string) []string {
 	defer f.dmu.Unlock()
 	var ids []string
 	for _, rec := range f.records {
+		id, activity := rec["activityid"].(string)
 		for _, v := range rec {
-			if v == key {
-				ids = append(ids, rec["activityid"].(string))
+			if v == key && activity {
+				ids = append(ids, id)
 				break
 			}
 		}
