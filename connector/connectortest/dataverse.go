@@ -1,11 +1,16 @@
 package connectortest
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"regexp"
 	"slices"
 	"strconv"
@@ -49,6 +54,8 @@ var dataverseSets = map[string]string{
 //   - GET contacts or accounts with a $filter of phone columns "eq"
 //     values, for caller match (AddPerson adds rows); a column the table
 //     does not have is a 400.
+//   - POST $batch of independent requests (multipart/mixed, application/http
+//     parts, 1,000 at most) answers each as it would alone.
 //   - 401 with WWW-Authenticate for a missing or expired token; errors are
 //     {"error":{"code","message"}}.
 //
@@ -65,6 +72,7 @@ type FakeDataverse struct {
 
 	dmu     sync.Mutex
 	records map[string]map[string]any // "phonecalls(<id>)" → columns
+	batches int
 }
 
 // NewFakeDataverse starts a FakeDataverse, closed when the test ends.
@@ -128,6 +136,10 @@ func (f *FakeDataverse) serve(w http.ResponseWriter, r *http.Request) {
 	if !f.bearerValid(r) {
 		w.Header().Set("WWW-Authenticate", "Bearer authorization_uri=https://login.microsoftonline.com/"+DataverseTenant+"/oauth2/authorize, resource_id="+f.URL+"/")
 		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if r.URL.Path == DataversePath+"/$batch" && r.Method == http.MethodPost {
+		f.batch(w, r)
 		return
 	}
 	if people, ok := dataversePeople[strings.TrimPrefix(r.URL.Path, DataversePath+"/")]; ok && r.Method == http.MethodGet {
@@ -226,6 +238,56 @@ func (f *FakeDataverse) write(w http.ResponseWriter, r *http.Request, set, table
 	w.Header().Set("OData-EntityId", f.URL+DataversePath+"/"+key)
 	w.Header().Set("OData-Version", "4.0")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// batch answers a $batch of independent requests (no change sets), each as
+// it would be answered alone, in a multipart/mixed answer.
+func (f *FakeDataverse) batch(w http.ResponseWriter, r *http.Request) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/mixed" || params["boundary"] == "" {
+		dataverseError(w, http.StatusBadRequest, "0x80048d19", "The batch request must have a multipart/mixed Content-Type with a boundary.")
+		return
+	}
+	f.dmu.Lock()
+	f.batches++
+	f.dmu.Unlock()
+	var answers []*http.Response
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	for n := 1; ; n++ {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		var req *http.Request
+		if err == nil && part.Header.Get("Content-Type") == "application/http" {
+			req, err = http.ReadRequest(bufio.NewReader(part))
+		}
+		if err != nil || n > 1000 {
+			dataverseError(w, http.StatusBadRequest, "0x80048d19", fmt.Sprintf("Batch part %d is not an HTTP request, or one too many.", n))
+			return
+		}
+		req.Header.Set("Authorization", r.Header.Get("Authorization"))
+		req = req.WithContext(r.Context())
+		rec := httptest.NewRecorder()
+		f.serve(rec, req)
+		answers = append(answers, rec.Result())
+	}
+	mw := multipart.NewWriter(w)
+	w.Header().Set("Content-Type", "multipart/mixed; boundary="+mw.Boundary())
+	w.Header().Set("OData-Version", "4.0")
+	w.WriteHeader(http.StatusOK)
+	for _, a := range answers {
+		part, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/http"}, "Content-Transfer-Encoding": {"binary"}})
+		a.Write(part)
+	}
+	mw.Close()
+}
+
+// Batches counts the $batch requests received.
+func (f *FakeDataverse) Batches() int {
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	return f.batches
 }
 
 // dataversePerson is a table a caller is looked for in.

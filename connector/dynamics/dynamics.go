@@ -12,6 +12,8 @@
 // it only if that has not been done, so a crash between the steps is
 // resumed by the next attempt.
 //
+// DeliverBatch does the same for up to 1,000 activities per $batch call.
+//
 // With MatchRules, an activity that names no who is linked to the
 // contact, or else the account, whose phone column holds the customer's
 // number.
@@ -210,19 +212,12 @@ func (t *Target) GoString() string { return t.String() }
 // permanent for a record Dataverse refuses (with its message) or that
 // cannot be built, retryable otherwise.
 func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.Result, error) {
-	var a connector.Activity
-	if err := json.Unmarshal(d.Body, &a); err != nil {
-		return connector.Result{}, connector.Permanent(fmt.Errorf("activity: %w", err))
-	}
-	if err := t.matchCaller(ctx, &a); err != nil {
+	rec, err := t.prepare(ctx, d)
+	if err != nil {
 		return connector.Result{}, err
 	}
-	rec, err := t.record(d.Key, a)
-	if err != nil {
-		return connector.Result{}, connector.Permanent(err)
-	}
 	res := connector.Result{RecordID: rec.id}
-	path := t.api + "/" + rec.set + "(" + rec.id + ")"
+	path := rec.path(t)
 
 	// Step 1: create, only if the row does not exist.
 	res.Status, err = t.send(ctx, http.MethodPatch, path, map[string]string{"If-None-Match": "*"}, rec.columns, nil)
@@ -253,6 +248,24 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 	return res, err
 }
 
+// prepare reads d's activity, finds its caller if asked to, and builds its
+// row. A record that cannot be built is a permanent error; a failed caller
+// lookup is as any request's.
+func (t *Target) prepare(ctx context.Context, d connector.Delivery) (record, error) {
+	var a connector.Activity
+	if err := json.Unmarshal(d.Body, &a); err != nil {
+		return record{}, connector.Permanent(fmt.Errorf("activity: %w", err))
+	}
+	if err := t.matchCaller(ctx, &a); err != nil {
+		return record{}, err
+	}
+	rec, err := t.record(d.Key, a)
+	if err != nil {
+		return record{}, connector.Permanent(err)
+	}
+	return rec, nil
+}
+
 // errExists is what send returns for a 412 on a create: the row is there.
 var errExists = errors.New("a row with this id exists")
 
@@ -270,20 +283,25 @@ func (t *Target) send(ctx context.Context, method, path string, header map[strin
 			return nil, err
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("OData-MaxVersion", "4.0")
-		req.Header.Set("OData-Version", "4.0")
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json; charset=utf-8")
-		}
-		for k, v := range header {
-			req.Header.Set(k, v)
-		}
+		setOData(req, body != nil, header)
 		return connector.Send(t.client, req, t.redacted)
 	})
 	if err != nil {
 		return 0, err
 	}
 	return resp.StatusCode, t.check(resp, method, refreshed, token, out)
+}
+
+// setOData sets the headers the Web API asks of every request, and header.
+func setOData(req *http.Request, json bool, header map[string]string) {
+	req.Header.Set("OData-MaxVersion", "4.0")
+	req.Header.Set("OData-Version", "4.0")
+	if json {
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 }
 
 // check is what a Dataverse answer means for a delivery, the one place
@@ -431,6 +449,9 @@ func (t *Target) record(key string, a connector.Activity) (record, error) {
 	}
 	return rec, nil
 }
+
+// path is the URL of rec's row.
+func (rec record) path(t *Target) string { return t.api + "/" + rec.set + "(" + rec.id + ")" }
 
 func hasRegarding(cols map[string]any) bool {
 	for k := range cols {

@@ -5,9 +5,13 @@
 package spectest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"testing"
 
@@ -39,7 +43,8 @@ func Load(tb testing.TB, path, server string) routers.Router {
 
 // Transport returns a RoundTripper that checks each request against the
 // document router serves before sending it with base (nil:
-// http.DefaultTransport). A request the document does not describe, or
+// http.DefaultTransport), and each request of a multipart/mixed batch. A
+// request the document does not describe, or
 // describes otherwise, fails the test; it is still sent, so that the test
 // goes on to report what followed.
 func Transport(tb testing.TB, router routers.Router, base http.RoundTripper) http.RoundTripper {
@@ -54,7 +59,53 @@ func Transport(tb testing.TB, router routers.Router, base http.RoundTripper) htt
 	})
 }
 
+func init() {
+	// A batch's body is checked part by part (checkBatch), not as a whole.
+	openapi3filter.RegisterBodyDecoder("multipart/mixed", openapi3filter.FileBodyDecoder)
+}
+
 func check(router routers.Router, req *http.Request) error {
+	if err := checkOne(router, req); err != nil {
+		return err
+	}
+	return checkBatch(router, req)
+}
+
+// checkBatch checks each request of a multipart/mixed batch (OData $batch)
+// that carries them as application/http parts.
+func checkBatch(router routers.Router, req *http.Request) error {
+	mt, params, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/mixed" || req.GetBody == nil {
+		return nil
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return err
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	for n := 1; ; n++ {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("batch part %d: %w", n, err)
+		}
+		inner, err := http.ReadRequest(bufio.NewReader(part))
+		if err != nil {
+			return fmt.Errorf("batch part %d: %w", n, err)
+		}
+		b, _ := io.ReadAll(inner.Body)
+		inner.Body = io.NopCloser(bytes.NewReader(b))
+		inner.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		inner.RequestURI = ""
+		if err := checkOne(router, inner.WithContext(req.Context())); err != nil {
+			return fmt.Errorf("batch part %d, %s %s: %w", n, inner.Method, inner.URL.Path, err)
+		}
+	}
+}
+
+func checkOne(router routers.Router, req *http.Request) error {
 	// Validate a copy, so that the request sent keeps its own body.
 	c := req.Clone(req.Context())
 	if req.GetBody != nil {
