@@ -40,11 +40,7 @@ func newTarget(t *testing.T, f *connectortest.FakeDataverse, cfg Config) (*Targe
 // newTargetTimeout is newTarget with a client timeout.
 func newTargetTimeout(t *testing.T, f *connectortest.FakeDataverse, cfg Config, timeout time.Duration) (*Target, *time.Time) {
 	t.Helper()
-	client := &http.Client{
-		Timeout:   timeout,
-		Transport: spectest.Transport(t, spectest.Load(t, "testdata/dataverse.yaml", f.URL), nil),
-	}
-	tg, err := New(cfg, client)
+	tg, err := New(cfg, spectest.Client(t, "testdata/dataverse.yaml", f.URL, timeout))
 	if err != nil {
 		t.Fatal(err)
 	}

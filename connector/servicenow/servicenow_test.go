@@ -33,11 +33,7 @@ func newTarget(t *testing.T, f *connectortest.FakeServiceNow, cfg Config) (*Targ
 // newTargetTimeout is newTarget with a client timeout.
 func newTargetTimeout(t *testing.T, f *connectortest.FakeServiceNow, cfg Config, timeout time.Duration) (*Target, *time.Time) {
 	t.Helper()
-	client := &http.Client{
-		Timeout:   timeout,
-		Transport: spectest.Transport(t, spectest.Load(t, "testdata/servicenow.yaml", f.URL), nil),
-	}
-	tg, err := New(cfg, client)
+	tg, err := New(cfg, spectest.Client(t, "testdata/servicenow.yaml", f.URL, timeout))
 	if err != nil {
 		t.Fatal(err)
 	}

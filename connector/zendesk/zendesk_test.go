@@ -26,11 +26,7 @@ func apiToken(f *connectortest.FakeZendesk) Config {
 
 func newTarget(t *testing.T, f *connectortest.FakeZendesk, cfg Config, timeout time.Duration) (*Target, *time.Time) {
 	t.Helper()
-	client := &http.Client{
-		Timeout:   timeout,
-		Transport: spectest.Transport(t, spectest.Load(t, "testdata/zendesk.yaml", f.URL), nil),
-	}
-	tg, err := New(cfg, client)
+	tg, err := New(cfg, spectest.Client(t, "testdata/zendesk.yaml", f.URL, timeout))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -131,3 +132,10 @@ func checkOne(router routers.Router, req *http.Request) error {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// Client returns an HTTP client with timeout whose every request is checked
+// against the OpenAPI document at path, served at server.
+func Client(tb testing.TB, path, server string, timeout time.Duration) *http.Client {
+	tb.Helper()
+	return &http.Client{Timeout: timeout, Transport: Transport(tb, Load(tb, path, server), nil)}
+}
