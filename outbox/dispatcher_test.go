@@ -400,7 +400,7 @@ func TestDispatcher_SendBatchShortAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close(context.Background())
-	waitFor(t, "the attempt", func() bool { return states(t, db)["k1"].Attempts == 1 })
+	waitFor(t, "the attempt to be recorded", func() bool { return states(t, db)["k1"].State == outbox.StateRetrying })
 	res, err := db.Show(context.Background(), states(t, db)["k1"].ID)
 	if err != nil {
 		t.Fatal(err)

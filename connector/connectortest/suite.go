@@ -110,7 +110,9 @@ type TargetSuite struct {
 	// Skip names scenarios that do not apply to the target, with why
 	// (such as "TokenExpired": "API tokens do not expire").
 	Skip map[string]string
-	// Timeout is the client timeout given to Setup; default 500ms.
+	// Timeout is the client timeout given to Setup; default 2s, which
+	// a busy machine does not reach by accident. The Timeout scenario
+	// waits that long.
 	Timeout time.Duration
 }
 
@@ -140,7 +142,7 @@ func RunTargetSuite(t *testing.T, s TargetSuite) {
 	}
 	timeout := s.Timeout
 	if timeout <= 0 {
-		timeout = 500 * time.Millisecond
+		timeout = 2 * time.Second
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {

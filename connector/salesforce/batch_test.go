@@ -100,7 +100,7 @@ func TestDeliverBatchWholeCallFails(t *testing.T) {
 		{Kind: connectortest.Malformed, Message: "<html>"},
 	} {
 		fake := connectortest.NewSalesforce(t)
-		tg := newTarget(t, config(fake), 500*time.Millisecond)
+		tg := newTarget(t, config(fake), 2*time.Second)
 		ds := deliveries(3, nil)
 		fake.FailNext(f)
 		for i, r := range tg.DeliverBatch(t.Context(), ds) {

@@ -63,7 +63,7 @@ func TestNoSecretLeak(t *testing.T) {
 		"echoed token":          echoing,
 	} {
 		t.Run(name, func(t *testing.T) {
-			tg := newTarget(t, cfg, time.Second)
+			tg := newTarget(t, cfg, 2*time.Second)
 			check(t, "target", tg)
 			r, err := deliver(t, tg, "leak", activity("leak"))
 			if err == nil {
@@ -77,7 +77,7 @@ func TestNoSecretLeak(t *testing.T) {
 		})
 	}
 	t.Run("refused token endpoint names the error", func(t *testing.T) {
-		_, err := deliver(t, newTarget(t, wrongSecret, time.Second), "k", activity("k"))
+		_, err := deliver(t, newTarget(t, wrongSecret, 2*time.Second), "k", activity("k"))
 		if !permanent(err) || !strings.Contains(err.Error(), "invalid_client") {
 			t.Errorf("Deliver = %v, want dead with Salesforce's invalid_client", err)
 		}
