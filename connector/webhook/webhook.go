@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -105,7 +104,7 @@ type Target struct {
 	key      []byte // HMAC key, nil when unsigned
 	header   http.Header
 	client   *http.Client
-	oauth    *oauth // nil without a token URL
+	oauth    *connector.TokenSource // nil without a token URL
 	secrets  *scrubber
 	// conflictDelivered counts a 409 as delivered.
 	conflictDelivered bool
@@ -124,7 +123,7 @@ type Target struct {
 // its body, and Standard Webhooks counts a 3xx as a failure. A nil client
 // means one with DefaultTimeout.
 func New(cfg Config, client *http.Client) (*Target, error) {
-	u, err := parseURL(cfg.URL)
+	u, err := connector.ParseHTTPURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
@@ -136,7 +135,7 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("headers: %w", err)
 	}
-	oa, err := newOAuth(cfg, header)
+	tc, err := newOAuth(cfg, header)
 	if err != nil {
 		return nil, err
 	}
@@ -157,26 +156,27 @@ func New(cfg Config, client *http.Client) (*Target, error) {
 			scrub.addHeader(name, v[0])
 		}
 	}
-	if oa != nil {
+	if tc != nil {
 		scrub.addClient(cfg.ClientID, cfg.ClientSecret)
 	}
 
 	t := &Target{
 		secrets:           scrub,
 		url:               u.String(),
-		redacted:          redact(u),
+		redacted:          connector.RedactURL(u),
 		key:               key,
 		header:            header,
 		client:            &c,
-		oauth:             oa,
 		conflictDelivered: cfg.ConflictMeansDelivered,
 		now:               time.Now,
 	}
-	if oa != nil {
-		oa.client = &c
-		oa.scrub = scrub
+	if tc != nil {
+		tc.Client = &c
 		// Through t, so that a test's replacement clock applies.
-		oa.now = func() time.Time { return t.now() }
+		tc.Now = func() time.Time { return t.now() }
+		if t.oauth, err = connector.NewTokenSource(*tc); err != nil {
+			return nil, fmt.Errorf("token_url: %w", err)
+		}
 	}
 	return t, nil
 }
@@ -189,7 +189,7 @@ func (t *Target) String() string {
 		notes = append(notes, "signed")
 	}
 	if t.oauth != nil {
-		notes = append(notes, "oauth2 "+t.oauth.redacted)
+		notes = append(notes, "oauth2 "+t.oauth.String())
 	}
 	if len(notes) == 0 {
 		return "webhook " + t.redacted
@@ -219,30 +219,20 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 		return connector.Result{}, connector.Permanent(err)
 	}
 	var token string
-	if t.oauth != nil {
-		var err error
-		if token, err = t.oauth.get(ctx); err != nil {
-			return connector.Result{}, err
-		}
-	}
-	resp, err := t.post(ctx, d, token)
+	resp, refreshed, err := t.oauth.Do(ctx, func(tok string) (*http.Response, error) {
+		token = tok
+		return t.post(ctx, d, tok)
+	})
 	if err != nil {
+		// A token endpoint that echoes the request may show the client's
+		// credentials in forms the token source does not know (Basic).
+		var de *connector.DeliveryError
+		if errors.As(err, &de) {
+			c := *de
+			c.Body = t.secrets.text(c.Body)
+			return connector.Result{}, &c
+		}
 		return connector.Result{}, err
-	}
-	refreshed := false
-	if t.oauth != nil && connector.Classify(resp.StatusCode) == connector.Unauthorized {
-		// The token may have been revoked or may have expired early: get
-		// another and try once more, within this attempt. The 401's body is
-		// dropped: the second answer decides.
-		_ = connector.CheckResponse(resp, t.now())
-		t.oauth.invalidate(token)
-		if token, err = t.oauth.get(ctx); err != nil {
-			return connector.Result{}, err
-		}
-		if resp, err = t.post(ctx, d, token); err != nil {
-			return connector.Result{}, err
-		}
-		refreshed = true
 	}
 
 	status := resp.StatusCode
@@ -316,17 +306,7 @@ func sign(key []byte, id, ts string, body []byte) string {
 
 // scrub replaces the URL that net/http puts in its errors with the redacted
 // one, keeping the cause underneath so errors.Is and Timeout still work.
-func (t *Target) scrub(err error) error { return scrubURL(err, t.redacted) }
-
-// scrubURL replaces the URL of every *url.Error in err, nested ones too,
-// with redacted.
-func scrubURL(err error, redacted string) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: redacted, Err: scrubURL(ue.Err, redacted)}
-	}
-	return err
-}
+func (t *Target) scrub(err error) error { return connector.ScrubURL(err, t.redacted) }
 
 // checkKey rejects a key that cannot travel as a header value. Such a key
 // fails the same way on every attempt, so the caller makes it permanent
@@ -341,39 +321,6 @@ func checkKey(key string) error {
 		}
 	}
 	return nil
-}
-
-func parseURL(raw string) (*url.URL, error) {
-	if raw == "" {
-		return nil, errors.New("required")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		// url.Parse quotes the whole URL in its error, query and all.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("invalid: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("scheme %q, want http or https", u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, errors.New("no host")
-	}
-	return u, nil
-}
-
-// redact returns the scheme and host of u, and "/…" for any path: what
-// errors and logs may show. The path goes too, because Slack, Teams and
-// Zapier put their webhook tokens in it.
-func redact(u *url.URL) string {
-	s := u.Scheme + "://" + u.Host
-	if u.Path != "" && u.Path != "/" {
-		s += "/…"
-	}
-	return s
 }
 
 // parseSecret returns the HMAC key of a Standard Webhooks secret, or nil for
