@@ -38,6 +38,13 @@ type DB struct {
 	// BusyTimeout is how long a statement waits for a lock held by another
 	// process (such as `ctibridge outbox retry` while the daemon runs).
 	BusyTimeout time.Duration
+	// JournalSizeLimit is the size, in bytes, the write-ahead log file is
+	// cut back to each time SQLite starts it over, so that one burst (or a
+	// long backup holding a snapshot) does not keep its disk space for good.
+	JournalSizeLimit int64
+	// MinFree is the free space, in bytes, the database's filesystem must
+	// have again before a disk found full counts as usable (see Health).
+	MinFree int64
 
 	wconn *sql.DB // the one writer connection, used by the writer goroutine
 	read  *sql.DB // read-only connections
@@ -47,13 +54,14 @@ type DB struct {
 	writerDone chan struct{}
 	commits    atomic.Int64 // transactions committed by the writer
 	stmts      map[string]*sql.Stmt
-	lazySync   bool // the writer connection is at synchronous=NORMAL
+	lazySync   bool                     // the writer connection is at synchronous=NORMAL
+	full       atomic.Pointer[diskFull] // set while the disk is full (see Health)
 	closeOnce  sync.Once
 }
 
 // NewDB returns a DB for the file at path. Call Open before use.
 func NewDB(path string) *DB {
-	return &DB{Path: path, BusyTimeout: 5 * time.Second}
+	return &DB{Path: path, BusyTimeout: 5 * time.Second, JournalSizeLimit: 32 << 20, MinFree: 16 << 20}
 }
 
 // Open opens the database, creating it if needed, and applies the embedded
@@ -67,7 +75,8 @@ func (db *DB) Open() error {
 	// WAL lets readers run while the writer commits; synchronous=FULL makes
 	// every commit durable before we acknowledge it.
 	w, err := sql.Open("sqlite", base+"?"+busy+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate")
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"+
+		"&_pragma=journal_size_limit("+strconv.FormatInt(db.JournalSizeLimit, 10)+")")
 	if err != nil {
 		return fmt.Errorf("open outbox %s: %w", db.Path, err)
 	}
@@ -158,7 +167,10 @@ func (db *DB) migrate() error {
 	return nil
 }
 
-// Probe proves the database is writable by committing a write.
+// Probe proves the database is writable by committing a write. While the
+// disk is full (see Health) it fails with ErrDiskFull even when its own
+// small write found room, since events would not; its write is also what
+// notices that space is back, checkpointing the write-ahead log at once.
 func (db *DB) Probe(ctx context.Context, now time.Time) error {
 	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
@@ -167,6 +179,9 @@ func (db *DB) Probe(ctx context.Context, now time.Time) error {
 	})
 	if err != nil {
 		return fmt.Errorf("write probe: %w", err)
+	}
+	if h := db.Health(); h.DiskFull {
+		return fmt.Errorf("write probe: %w since %s: %s", ErrDiskFull, h.Since.UTC().Format(time.RFC3339), h.LastError)
 	}
 	return nil
 }
