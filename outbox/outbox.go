@@ -70,11 +70,9 @@ func (db *DB) Open() error {
 	if db.Path == "" {
 		return errors.New("open outbox: path required")
 	}
-	base := "file:" + (&url.URL{Path: db.Path}).EscapedPath()
-	busy := "_pragma=busy_timeout(" + strconv.FormatInt(db.BusyTimeout.Milliseconds(), 10) + ")"
 	// WAL lets readers run while the writer commits; synchronous=FULL makes
 	// every commit durable before we acknowledge it.
-	w, err := sql.Open("sqlite", base+"?"+busy+
+	w, err := sql.Open("sqlite", db.dsn()+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"+
 		"&_pragma=journal_size_limit("+strconv.FormatInt(db.JournalSizeLimit, 10)+")")
 	if err != nil {
@@ -92,7 +90,7 @@ func (db *DB) Open() error {
 		w.Close()
 		return fmt.Errorf("open outbox %s: %w", db.Path, err)
 	}
-	r, err := sql.Open("sqlite", base+"?"+busy+"&_pragma=query_only(1)")
+	r, err := sql.Open("sqlite", db.dsn()+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return fmt.Errorf("open outbox %s: %w", db.Path, err)
@@ -104,6 +102,12 @@ func (db *DB) Open() error {
 	db.writerDone = make(chan struct{})
 	go db.writeLoop()
 	return nil
+}
+
+// dsn is the database's address for the driver, with the busy timeout.
+func (db *DB) dsn() string {
+	return "file:" + (&url.URL{Path: db.Path}).EscapedPath() +
+		"?_pragma=busy_timeout(" + strconv.FormatInt(db.BusyTimeout.Milliseconds(), 10) + ")"
 }
 
 // Close waits for the writes in progress and closes the database. Writes
