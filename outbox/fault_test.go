@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,14 @@ import (
 // succeed again once there is room, without a restart.
 func TestDB_DiskFull(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := outbox.NewDB(filepath.Join(t.TempDir(), "outbox.db"))
+	// The writer's own probe row always fits under max_page_count: it
+	// must not clear the state while the test looks.
+	outbox.SetFullRetryForTest(db, time.Hour)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	raw := outbox.RawForTest(db)
 	var pages int
 	if err := raw.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {

@@ -56,6 +56,7 @@ type DB struct {
 	stmts      map[string]*sql.Stmt
 	lazySync   bool                     // the writer connection is at synchronous=NORMAL
 	full       atomic.Pointer[diskFull] // set while the disk is full (see Health)
+	fullRetry  time.Duration            // how often the writer tries a write while full
 	closeOnce  sync.Once
 }
 
@@ -69,6 +70,9 @@ func NewDB(path string) *DB {
 func (db *DB) Open() error {
 	if db.Path == "" {
 		return errors.New("open outbox: path required")
+	}
+	if db.fullRetry <= 0 {
+		db.fullRetry = time.Second
 	}
 	// WAL lets readers run while the writer commits; synchronous=FULL makes
 	// every commit durable before we acknowledge it.
@@ -176,18 +180,22 @@ func (db *DB) migrate() error {
 // small write found room, since events would not; its write is also what
 // notices that space is back, checkpointing the write-ahead log at once.
 func (db *DB) Probe(ctx context.Context, now time.Time) error {
-	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, ms(now))
-		return err
-	})
-	if err != nil {
+	if err := db.write(ctx, probe(now)); err != nil {
 		return fmt.Errorf("write probe: %w", err)
 	}
 	if h := db.Health(); h.DiskFull {
 		return fmt.Errorf("write probe: %w since %s: %s", ErrDiskFull, h.Since.UTC().Format(time.RFC3339), h.LastError)
 	}
 	return nil
+}
+
+// probe returns the write of the probe row.
+func probe(now time.Time) func(context.Context, *sql.Tx) error {
+	return func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, ms(now))
+		return err
+	}
 }
 
 // Checkpoint copies the write-ahead log into the database file and

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrClosed is returned for writes after Close.
@@ -137,13 +138,26 @@ func (db *DB) queue(ctx context.Context, req *writeReq) error {
 
 // writeLoop is the writer goroutine: it takes every queued write, up to
 // maxBatch, and commits them in one transaction.
+//
+// While the disk is full, the writer also tries a write of its own every
+// db.fullRetry, so that it finds the space back, checkpoints the log and
+// clears Health even when nothing else writes anything.
 func (db *DB) writeLoop() {
 	defer close(db.writerDone)
 	batch := make([]*writeReq, 0, maxBatch)
+	var retry <-chan time.Time
 	for {
+		if db.full.Load() == nil {
+			retry = nil
+		} else if retry == nil {
+			retry = time.After(db.fullRetry)
+		}
 		select {
 		case req := <-db.writes:
 			batch = append(batch[:0], req)
+		case <-retry:
+			retry = nil
+			batch = append(batch[:0], &writeReq{ctx: context.Background(), fn: probe(time.Now()), done: make(chan struct{})})
 		case <-db.closed:
 			return
 		}
