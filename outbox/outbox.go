@@ -177,8 +177,7 @@ func (db *DB) migrate() error {
 
 // Probe proves the database is writable by committing a write. While the
 // disk is full (see Health) it fails with ErrDiskFull even when its own
-// small write found room, since events would not; its write is also what
-// notices that space is back, checkpointing the write-ahead log at once.
+// small write found room, since events may not.
 func (db *DB) Probe(ctx context.Context, now time.Time) error {
 	if err := db.write(ctx, probe(now)); err != nil {
 		return fmt.Errorf("write probe: %w", err)
@@ -201,14 +200,16 @@ func probe(now time.Time) func(context.Context, *sql.Tx) error {
 // Checkpoint copies the write-ahead log into the database file and
 // truncates it, so that the -wal file does not grow without bound.
 func (db *DB) Checkpoint(ctx context.Context) error {
-	var busy, logFrames, checkpointed int
-	err := db.writeBare(ctx, func(c *sql.DB) error {
-		return c.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
+	var busy bool
+	err := db.writeBare(ctx, func(*sql.DB) error {
+		var err error
+		busy, err = db.truncateLog(ctx)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if busy != 0 {
+	if busy {
 		return errors.New("checkpoint: readers kept it from finishing; the next one will try again")
 	}
 	return nil

@@ -18,7 +18,9 @@ var ErrDiskFull = errors.New("refusing: disk full")
 // Health is the database's ability to take writes, as its writes found it.
 type Health struct {
 	// DiskFull is set from the first write that failed for lack of disk
-	// space until a write that stored something succeeds again.
+	// space until a write that stored something succeeds with MinFree bytes
+	// free on the filesystem. Writes are still tried meanwhile: those that
+	// fit are stored.
 	DiskFull bool
 	// Since is when the disk was first found full.
 	Since time.Time

@@ -201,10 +201,11 @@ func (db *DB) commit(batch []*writeReq) {
 	checkpointed := false
 	if wasFull {
 		// Space may be back. A TRUNCATE checkpoint moves the write-ahead
-		// log into the database and gives the log's room back, and it makes
-		// the writes below grow the log from nothing, so that their commit
-		// proves there is room again. If it fails, the writes fail too.
-		checkpointed = db.truncateLog()
+		// log into the database and gives the log's room back, so that
+		// deliveries and rescues are not left waiting on a log that cannot
+		// grow; the writes below then grow the log from nothing.
+		busy, err := db.truncateLog(context.Background())
+		checkpointed = err == nil && !busy
 		db.wconn.QueryRow(`SELECT total_changes()`).Scan(&changesBefore)
 	}
 	finish := func(batchErr error, committed bool) {
@@ -231,7 +232,7 @@ func (db *DB) commit(batch []*writeReq) {
 			if db.wconn.QueryRow(`SELECT total_changes()`).Scan(&changes) == nil && changes > changesBefore {
 				db.full.Store(nil)
 				if !checkpointed {
-					db.truncateLog()
+					db.truncateLog(context.Background())
 				}
 			}
 		}
@@ -312,9 +313,10 @@ func (db *DB) commit(batch []*writeReq) {
 }
 
 // truncateLog checkpoints the whole write-ahead log into the database and
-// truncates the log file, and reports whether it did.
-func (db *DB) truncateLog() bool {
-	var busy, logFrames, checkpointed int
-	err := db.wconn.QueryRow(`PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
-	return err == nil && busy == 0
+// truncates the log file. busy reports that readers kept it from finishing.
+// Only the writer goroutine calls it.
+func (db *DB) truncateLog(ctx context.Context) (busy bool, err error) {
+	var b, logFrames, checkpointed int
+	err = db.wconn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&b, &logFrames, &checkpointed)
+	return b != 0, err
 }
