@@ -2,9 +2,12 @@ package outbox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctibridge/ctibridge/outbox"
 )
@@ -15,7 +18,14 @@ import (
 // succeed again once there is room, without a restart.
 func TestDB_DiskFull(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := outbox.NewDB(filepath.Join(t.TempDir(), "outbox.db"))
+	// The writer's own probe row always fits under max_page_count: it
+	// must not clear the state while the test looks.
+	outbox.SetFullRetryForTest(db, time.Hour)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	raw := outbox.RawForTest(db)
 	var pages int
 	if err := raw.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
@@ -27,8 +37,11 @@ func TestDB_DiskFull(t *testing.T) {
 	big := []byte(strings.Repeat("x", 64<<10)) // needs new pages
 	_, err := db.Accept(ctx, outbox.Event{Platform: "p", Key: "full", Type: "t", Body: big},
 		[]outbox.NewDelivery{{Target: "crm", Key: "k-full", Payload: big}})
-	if err == nil || !strings.Contains(err.Error(), "full") {
-		t.Fatalf("Accept on a full database = %v, want an error saying it is full", err)
+	if !errors.Is(err, outbox.ErrDiskFull) || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("Accept on a full database = %v, want ErrDiskFull saying it is full", err)
+	}
+	if h := db.Health(); !h.DiskFull || h.Since.IsZero() || !strings.Contains(h.LastError, "full") {
+		t.Fatalf("Health after a refused Accept = %+v, want disk full with the error", h)
 	}
 	if got := mustList(t, db, outbox.Filter{}); len(got) != 0 {
 		t.Fatalf("after a refused Accept: %d deliveries, want none", len(got))
@@ -38,6 +51,13 @@ func TestDB_DiskFull(t *testing.T) {
 	if events != 0 {
 		t.Fatalf("after a refused Accept: %d events, want none (nothing half-written)", events)
 	}
+	// A write that changes nothing commits without writing: no proof of room.
+	if _, err := db.Claim(ctx, "crm", 1, t0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if h := db.Health(); !h.DiskFull {
+		t.Fatalf("Health after a claim that changed nothing = %+v, want still full", h)
+	}
 
 	if _, err := raw.Exec(`PRAGMA max_page_count = 1073741823`); err != nil {
 		t.Fatal(err)
@@ -46,5 +66,8 @@ func TestDB_DiskFull(t *testing.T) {
 		[]outbox.NewDelivery{{Target: "crm", Key: "k-full", Payload: big}})
 	if err != nil || res.Duplicate || res.Enqueued != 1 {
 		t.Fatalf("Accept once there is room = %+v, %v; want it stored", res, err)
+	}
+	if h := db.Health(); h.DiskFull {
+		t.Fatalf("Health after a stored Accept = %+v, want no longer full", h)
 	}
 }

@@ -39,6 +39,13 @@ type DB struct {
 	// BusyTimeout is how long a statement waits for a lock held by another
 	// process (such as `ctibridge outbox retry` while the daemon runs).
 	BusyTimeout time.Duration
+	// JournalSizeLimit is the size, in bytes, the write-ahead log file is
+	// cut back to each time SQLite starts it over, so that one burst (or a
+	// long backup holding a snapshot) does not keep its disk space for good.
+	JournalSizeLimit int64
+	// MinFree is the free space, in bytes, the database's filesystem must
+	// have again before a disk found full counts as usable (see Health).
+	MinFree int64
 
 	wconn *sql.DB // the one writer connection, used by the writer goroutine
 	read  *sql.DB // read-only connections
@@ -48,13 +55,15 @@ type DB struct {
 	writerDone chan struct{}
 	commits    atomic.Int64 // transactions committed by the writer
 	stmts      map[string]*sql.Stmt
-	lazySync   bool // the writer connection is at synchronous=NORMAL
+	lazySync   bool                     // the writer connection is at synchronous=NORMAL
+	full       atomic.Pointer[diskFull] // set while the disk is full (see Health)
+	fullRetry  time.Duration            // how often the writer tries a write while full
 	closeOnce  sync.Once
 }
 
 // NewDB returns a DB for the file at path. Call Open before use.
 func NewDB(path string) *DB {
-	return &DB{Path: path, BusyTimeout: 5 * time.Second}
+	return &DB{Path: path, BusyTimeout: 5 * time.Second, JournalSizeLimit: 32 << 20, MinFree: 16 << 20}
 }
 
 // Open opens the database, creating it if needed, and applies the embedded
@@ -73,12 +82,14 @@ func (db *DB) Open() error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("open outbox: %w", err)
 	}
-	base := "file:" + (&url.URL{Path: db.Path}).EscapedPath()
-	busy := "_pragma=busy_timeout(" + strconv.FormatInt(db.BusyTimeout.Milliseconds(), 10) + ")"
+	if db.fullRetry <= 0 {
+		db.fullRetry = time.Second
+	}
 	// WAL lets readers run while the writer commits; synchronous=FULL makes
 	// every commit durable before we acknowledge it.
-	w, err := sql.Open("sqlite", base+"?"+busy+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate")
+	w, err := sql.Open("sqlite", db.dsn()+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"+
+		"&_pragma=journal_size_limit("+strconv.FormatInt(db.JournalSizeLimit, 10)+")")
 	if err != nil {
 		return fmt.Errorf("open outbox %s: %w", db.Path, err)
 	}
@@ -94,7 +105,7 @@ func (db *DB) Open() error {
 		w.Close()
 		return fmt.Errorf("open outbox %s: %w", db.Path, err)
 	}
-	r, err := sql.Open("sqlite", base+"?"+busy+"&_pragma=query_only(1)")
+	r, err := sql.Open("sqlite", db.dsn()+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return fmt.Errorf("open outbox %s: %w", db.Path, err)
@@ -106,6 +117,12 @@ func (db *DB) Open() error {
 	db.writerDone = make(chan struct{})
 	go db.writeLoop()
 	return nil
+}
+
+// dsn is the database's address for the driver, with the busy timeout.
+func (db *DB) dsn() string {
+	return "file:" + (&url.URL{Path: db.Path}).EscapedPath() +
+		"?_pragma=busy_timeout(" + strconv.FormatInt(db.BusyTimeout.Milliseconds(), 10) + ")"
 }
 
 // Close waits for the writes in progress and closes the database. Writes
@@ -169,30 +186,41 @@ func (db *DB) migrate() error {
 	return nil
 }
 
-// Probe proves the database is writable by committing a write.
+// Probe proves the database is writable by committing a write. While the
+// disk is full (see Health) it fails with ErrDiskFull even when its own
+// small write found room, since events may not.
 func (db *DB) Probe(ctx context.Context, now time.Time) error {
-	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	if err := db.write(ctx, probe(now)); err != nil {
+		return fmt.Errorf("write probe: %w", err)
+	}
+	if h := db.Health(); h.DiskFull {
+		return fmt.Errorf("write probe: %w since %s: %s", ErrDiskFull, h.Since.UTC().Format(time.RFC3339), h.LastError)
+	}
+	return nil
+}
+
+// probe returns the write of the probe row.
+func probe(now time.Time) func(context.Context, *sql.Tx) error {
+	return func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, ms(now))
 		return err
-	})
-	if err != nil {
-		return fmt.Errorf("write probe: %w", err)
 	}
-	return nil
 }
 
 // Checkpoint copies the write-ahead log into the database file and
 // truncates it, so that the -wal file does not grow without bound.
 func (db *DB) Checkpoint(ctx context.Context) error {
-	var busy, logFrames, checkpointed int
-	err := db.writeBare(ctx, func(c *sql.DB) error {
-		return c.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
+	var busy bool
+	err := db.writeBare(ctx, func(*sql.DB) error {
+		var err error
+		busy, err = db.truncateLog(ctx)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if busy != 0 {
+	if busy {
 		return errors.New("checkpoint: readers kept it from finishing; the next one will try again")
 	}
 	return nil

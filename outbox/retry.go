@@ -1,6 +1,9 @@
 package outbox
 
 import (
+	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -37,6 +40,40 @@ func DefaultRetryPolicy() RetryPolicy {
 		MaxAge:        24 * time.Hour,
 		MaxRetryAfter: time.Hour,
 	}
+}
+
+// MinRetryStep is the shortest wait Validate accepts between attempts:
+// anything shorter hammers a CRM that is already failing.
+const MinRetryStep = time.Second
+
+// Validate reports every setting of p that cannot work, each error naming
+// the configuration key it comes from: retry_steps, retry_jitter,
+// max_attempts, max_age and max_retry_after. A policy with neither
+// max_attempts nor max_age retries until the delivery succeeds or is
+// given up by hand.
+func (p RetryPolicy) Validate() error {
+	var errs []error
+	if len(p.Steps) == 0 {
+		errs = append(errs, errors.New("retry_steps: at least one wait required, such as [\"5s\", \"1m\", \"1h\"]"))
+	}
+	for i, s := range p.Steps {
+		if s < MinRetryStep {
+			errs = append(errs, fmt.Errorf("retry_steps[%d]: %v, want at least %v", i, s, MinRetryStep))
+		}
+	}
+	if math.IsNaN(p.Jitter) || p.Jitter < 0 || p.Jitter >= 1 {
+		errs = append(errs, fmt.Errorf("retry_jitter: %v, want at least 0 and below 1 (0.2 spreads each wait by ±20 %%)", p.Jitter))
+	}
+	if p.MaxAttempts < 0 {
+		errs = append(errs, fmt.Errorf("max_attempts: %d, want 0 (no limit) or more", p.MaxAttempts))
+	}
+	if p.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("max_age: %v, want 0 (no limit) or more", p.MaxAge))
+	}
+	if p.MaxRetryAfter < MinRetryStep {
+		errs = append(errs, fmt.Errorf("max_retry_after: %v, want at least %v", p.MaxRetryAfter, MinRetryStep))
+	}
+	return errors.Join(errs...)
 }
 
 // Wait returns the wait after failed attempt number attempt (counting from

@@ -1,6 +1,8 @@
 package outbox_test
 
 import (
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,4 +103,67 @@ func FuzzRetryPolicy_Next(f *testing.F) {
 			t.Fatalf("Next = %v, past MaxAge", next)
 		}
 	})
+}
+
+func TestRetryPolicy_Validate(t *testing.T) {
+	if err := outbox.DefaultRetryPolicy().Validate(); err != nil {
+		t.Fatalf("the default policy: %v", err)
+	}
+	tests := []struct {
+		name   string
+		change func(*outbox.RetryPolicy)
+		want   []string // each must appear in the error
+	}{
+		{"NoSteps", func(p *outbox.RetryPolicy) { p.Steps = nil }, []string{"retry_steps: at least one"}},
+		{"ZeroStep", func(p *outbox.RetryPolicy) { p.Steps[2] = 0 }, []string{"retry_steps[2]: 0s"}},
+		{"TooShortStep", func(p *outbox.RetryPolicy) { p.Steps[0] = 10 * time.Millisecond }, []string{"retry_steps[0]: 10ms, want at least 1s"}},
+		{"NegativeJitter", func(p *outbox.RetryPolicy) { p.Jitter = -0.1 }, []string{"retry_jitter: -0.1"}},
+		{"WholeJitter", func(p *outbox.RetryPolicy) { p.Jitter = 1 }, []string{"retry_jitter: 1,"}},
+		{"NaNJitter", func(p *outbox.RetryPolicy) { p.Jitter = math.NaN() }, []string{"retry_jitter: NaN"}},
+		{"NegativeAttempts", func(p *outbox.RetryPolicy) { p.MaxAttempts = -1 }, []string{"max_attempts: -1"}},
+		{"NegativeAge", func(p *outbox.RetryPolicy) { p.MaxAge = -time.Hour }, []string{"max_age: -1h0m0s"}},
+		{"NoRetryAfterCap", func(p *outbox.RetryPolicy) { p.MaxRetryAfter = 0 }, []string{"max_retry_after: 0s"}},
+		{"AllAtOnce", func(p *outbox.RetryPolicy) { p.Steps[1], p.Jitter = -time.Second, 2 },
+			[]string{"retry_steps[1]", "retry_jitter: 2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := outbox.DefaultRetryPolicy()
+			tt.change(&p)
+			err := p.Validate()
+			if err == nil {
+				t.Fatal("Validate = nil, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate = %q, want it to say %q", err, w)
+				}
+			}
+		})
+	}
+	// No limits at all is allowed: retry until delivered or given up by hand.
+	p := outbox.DefaultRetryPolicy()
+	p.MaxAttempts, p.MaxAge = 0, 0
+	if err := p.Validate(); err != nil {
+		t.Errorf("a policy without limits: %v", err)
+	}
+}
+
+// TestDefaultRetryPolicy pins the default: configurable schedules must not
+// change what runs when nothing is configured.
+func TestDefaultRetryPolicy(t *testing.T) {
+	p := outbox.DefaultRetryPolicy()
+	want := []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,
+		30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour}
+	if len(p.Steps) != len(want) {
+		t.Fatalf("Steps = %v, want %v", p.Steps, want)
+	}
+	for i := range want {
+		if p.Steps[i] != want[i] {
+			t.Fatalf("Steps = %v, want %v", p.Steps, want)
+		}
+	}
+	if p.Jitter != 0.2 || p.MaxAttempts != 20 || p.MaxAge != 24*time.Hour || p.MaxRetryAfter != time.Hour {
+		t.Fatalf("default = %+v, want jitter 0.2, 20 attempts, 24h, Retry-After capped at 1h", p)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrClosed is returned for writes after Close.
@@ -137,13 +138,26 @@ func (db *DB) queue(ctx context.Context, req *writeReq) error {
 
 // writeLoop is the writer goroutine: it takes every queued write, up to
 // maxBatch, and commits them in one transaction.
+//
+// While the disk is full, the writer also tries a write of its own every
+// db.fullRetry, so that it finds the space back, checkpoints the log and
+// clears Health even when nothing else writes anything.
 func (db *DB) writeLoop() {
 	defer close(db.writerDone)
 	batch := make([]*writeReq, 0, maxBatch)
+	var retry <-chan time.Time
 	for {
+		if db.full.Load() == nil {
+			retry = nil
+		} else if retry == nil {
+			retry = time.After(db.fullRetry)
+		}
 		select {
 		case req := <-db.writes:
 			batch = append(batch[:0], req)
+		case <-retry:
+			retry = nil
+			batch = append(batch[:0], &writeReq{ctx: context.Background(), fn: probe(time.Now()), done: make(chan struct{})})
 		case <-db.closed:
 			return
 		}
@@ -173,15 +187,61 @@ func (db *DB) commit(batch []*writeReq) {
 		if r.err == nil {
 			r.err = r.bare(db.wconn)
 		}
+		if db.isDiskFull(r.err) {
+			db.setFull(r.err)
+			r.err = fmt.Errorf("%w: %w", ErrDiskFull, r.err)
+		}
 		close(r.done)
 	}
 	if batch = txs; len(batch) == 0 {
 		return
 	}
-	finish := func(err error) {
+	wasFull := db.full.Load() != nil
+	var changesBefore int64
+	checkpointed := false
+	if wasFull {
+		// Space may be back. A TRUNCATE checkpoint moves the write-ahead
+		// log into the database and gives the log's room back, so that
+		// deliveries and rescues are not left waiting on a log that cannot
+		// grow; the writes below then grow the log from nothing.
+		busy, err := db.truncateLog(context.Background())
+		checkpointed = err == nil && !busy
+		db.wconn.QueryRow(`SELECT total_changes()`).Scan(&changesBefore)
+	}
+	finish := func(batchErr error, committed bool) {
+		var fullErr error
 		for _, r := range batch {
-			if r.err == nil {
-				r.err = err
+			if db.isDiskFull(r.err) {
+				fullErr = r.err
+			}
+		}
+		if db.isDiskFull(batchErr) {
+			fullErr = batchErr
+		}
+		if fullErr != nil && batchErr != nil {
+			batchErr = fmt.Errorf("%w: %w", ErrDiskFull, batchErr)
+		}
+		// The state first: a caller told of its write may read Health next.
+		switch {
+		case fullErr != nil:
+			db.setFull(fullErr)
+		case wasFull && committed && db.roomAgain():
+			// A commit that changed nothing wrote nothing, and so proves
+			// nothing about the room left.
+			var changes int64
+			if db.wconn.QueryRow(`SELECT total_changes()`).Scan(&changes) == nil && changes > changesBefore {
+				db.full.Store(nil)
+				if !checkpointed {
+					db.truncateLog(context.Background())
+				}
+			}
+		}
+		for _, r := range batch {
+			switch {
+			case r.err == nil:
+				r.err = batchErr
+			case db.isDiskFull(r.err):
+				r.err = fmt.Errorf("%w: %w", ErrDiskFull, r.err)
 			}
 			close(r.done)
 		}
@@ -198,7 +258,7 @@ func (db *DB) commit(batch []*writeReq) {
 			level = "NORMAL"
 		}
 		if _, err := db.wconn.Exec(`PRAGMA synchronous = ` + level); err != nil {
-			finish(fmt.Errorf("set synchronous: %w", err))
+			finish(fmt.Errorf("set synchronous: %w", err), false)
 			return
 		}
 		db.lazySync = lazy
@@ -207,7 +267,7 @@ func (db *DB) commit(batch []*writeReq) {
 	ctx := context.Background()
 	tx, err := db.wconn.BeginTx(ctx, nil)
 	if err != nil {
-		finish(fmt.Errorf("begin: %w", err))
+		finish(fmt.Errorf("begin: %w", err), false)
 		return
 	}
 	ok := 0
@@ -224,13 +284,13 @@ func (db *DB) commit(batch []*writeReq) {
 			r.err = err
 			if _, rbErr := db.stmt(ctx, tx, sqlRollbackTo).ExecContext(ctx); rbErr != nil {
 				tx.Rollback()
-				finish(fmt.Errorf("roll back a failed write: %w", rbErr))
+				finish(fmt.Errorf("roll back a failed write: %w", rbErr), false)
 				return
 			}
 		}
 		if _, err := db.stmt(ctx, tx, sqlRelease).ExecContext(ctx); err != nil {
 			tx.Rollback()
-			finish(fmt.Errorf("release savepoint: %w", err))
+			finish(fmt.Errorf("release savepoint: %w", err), false)
 			return
 		}
 		if r.err == nil {
@@ -239,15 +299,24 @@ func (db *DB) commit(batch []*writeReq) {
 	}
 	if ok == 0 {
 		tx.Rollback()
-		finish(nil)
+		finish(nil, false)
 		return
 	}
 	if err := tx.Commit(); err != nil {
 		// Nothing of this batch is on disk, including the writes whose
 		// own part went well.
-		finish(fmt.Errorf("commit: %w", err))
+		finish(fmt.Errorf("commit: %w", err), false)
 		return
 	}
 	db.commits.Add(1)
-	finish(nil)
+	finish(nil, true)
+}
+
+// truncateLog checkpoints the whole write-ahead log into the database and
+// truncates the log file. busy reports that readers kept it from finishing.
+// Only the writer goroutine calls it.
+func (db *DB) truncateLog(ctx context.Context) (busy bool, err error) {
+	var b, logFrames, checkpointed int
+	err = db.wconn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&b, &logFrames, &checkpointed)
+	return b != 0, err
 }
