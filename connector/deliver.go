@@ -41,6 +41,23 @@ type Target interface {
 	Deliver(ctx context.Context, d Delivery) (Result, error)
 }
 
+// BatchResult is what a BatchTarget reports of one delivery of a batch.
+type BatchResult struct {
+	Result Result
+	// Err is nil when the record is in the CRM, else what Deliver would
+	// have returned for it alone.
+	Err error
+}
+
+// BatchTarget is a Target that can also write several records in one API
+// call, where the CRM has a bulk endpoint (Salesforce sObject Collections,
+// HubSpot batch upsert, Dataverse $batch): API quota is what CRM admins run
+// out of first. DeliverBatch returns one result per delivery, in order.
+type BatchTarget interface {
+	Target
+	DeliverBatch(ctx context.Context, ds []Delivery) []BatchResult
+}
+
 // MaxErrorBody is how much of a CRM's response body an error keeps.
 const MaxErrorBody = 4 << 10
 

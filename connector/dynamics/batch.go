@@ -20,14 +20,6 @@ import (
 // MaxBatch is how many requests one $batch carries: Dataverse takes 1,000.
 const MaxBatch = 1000
 
-// BatchResult is what became of one delivery of a batch.
-type BatchResult struct {
-	Result connector.Result
-	// Err is nil when the activity is in Dataverse (and completed), else
-	// what Deliver would have returned for it alone.
-	Err error
-}
-
 // DeliverBatch writes several activities with Dataverse's $batch, each
 // request on its own (odata.continue-on-error), in at most three calls per
 // 1,000 records: the creates (If-None-Match: *), a read of the state of
@@ -35,8 +27,8 @@ type BatchResult struct {
 // per delivery, in order, with Deliver's meaning: a failure of a whole
 // call (network, 429, 5xx) is each of its records', and every step is as
 // idempotent as Deliver's, so a batch can be retried whole or in part.
-func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) []BatchResult {
-	results := make([]BatchResult, len(ds))
+func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) []connector.BatchResult {
+	results := make([]connector.BatchResult, len(ds))
 	recs := make([]record, len(ds))
 	var todo []int
 	for i, d := range ds {
@@ -59,7 +51,7 @@ func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) []Ba
 
 // batchSteps runs the steps of Deliver for the records idx, one $batch
 // per step.
-func (t *Target) batchSteps(ctx context.Context, idx []int, recs []record, results []BatchResult) {
+func (t *Target) batchSteps(ctx context.Context, idx []int, recs []record, results []connector.BatchResult) {
 	// Step 1: the creates.
 	reqs := make([]batchRequest, len(idx))
 	for j, i := range idx {

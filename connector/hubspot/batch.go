@@ -9,14 +9,6 @@ import (
 	"github.com/ctibridge/ctibridge/connector"
 )
 
-// BatchResult is what became of one delivery of a batch.
-type BatchResult struct {
-	Result connector.Result
-	// Err is nil when the record is in HubSpot, else what Deliver would
-	// have returned for it alone.
-	Err error
-}
-
 // DeliverBatch writes many records with few requests: batch/upsert by
 // Config.IDProperty, MaxBatch records a request, then one v4 batch
 // association request per batch and type of linked record. It returns one
@@ -24,8 +16,8 @@ type BatchResult struct {
 // record that cannot be sent fails alone, and a failed request fails the
 // records it carried. Every record goes through upsert, so a batch can be
 // retried whole or in part without making a second call of any record.
-func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) []BatchResult {
-	results := make([]BatchResult, len(ds))
+func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) []connector.BatchResult {
+	results := make([]connector.BatchResult, len(ds))
 	var calls []*call
 	var index []int // index[i] is the position in ds of calls[i]
 	for i, d := range ds {
@@ -78,8 +70,8 @@ type batchAnswer struct {
 // upsert writes up to MaxBatch calls by their key and links each to its
 // records. A call HubSpot gives no result for is retryable, unless its own
 // error (matched by objectWriteTraceId) is a validation error.
-func (t *Target) upsert(ctx context.Context, calls []*call) []BatchResult {
-	results := make([]BatchResult, len(calls))
+func (t *Target) upsert(ctx context.Context, calls []*call) []connector.BatchResult {
+	results := make([]connector.BatchResult, len(calls))
 	in := struct {
 		Inputs []upsertInput `json:"inputs"`
 	}{make([]upsertInput, len(calls))}
@@ -90,7 +82,7 @@ func (t *Target) upsert(ctx context.Context, calls []*call) []BatchResult {
 	status, err := t.do(ctx, http.MethodPost, t.objects+"/calls/batch/upsert", in, &out)
 	if err != nil {
 		for i := range results {
-			results[i] = BatchResult{Result: connector.Result{Status: status}, Err: err}
+			results[i] = connector.BatchResult{Result: connector.Result{Status: status}, Err: err}
 		}
 		return results
 	}
@@ -113,7 +105,7 @@ func (t *Target) upsert(ctx context.Context, calls []*call) []BatchResult {
 	}
 	for i := range calls {
 		if !done[i] {
-			results[i] = BatchResult{
+			results[i] = connector.BatchResult{
 				Result: connector.Result{Status: status},
 				Err:    &connector.DeliveryError{Status: status, Err: errors.New("batch upsert: HubSpot gave no result for this record")},
 			}
@@ -149,7 +141,7 @@ type assocInput struct {
 // or has errors, its calls are linked one by one, so that each call's
 // result says whether its own links failed; a call whose links failed is
 // not delivered, and is linked again when retried.
-func (t *Target) link(ctx context.Context, calls []*call, results []BatchResult) {
+func (t *Target) link(ctx context.Context, calls []*call, results []connector.BatchResult) {
 	groups := map[string][]int{} // to type → calls with a link of that type
 	var order []string
 	for i, c := range calls {
@@ -190,7 +182,7 @@ func (t *Target) link(ctx context.Context, calls []*call, results []BatchResult)
 // linkCalls sends the links of type toType of the calls members in one
 // request. someFailed reports an answer with errors for some links (207),
 // as opposed to a request that failed whole.
-func (t *Target) linkCalls(ctx context.Context, toType string, calls []*call, results []BatchResult, members []int) (someFailed bool, err error) {
+func (t *Target) linkCalls(ctx context.Context, toType string, calls []*call, results []connector.BatchResult, members []int) (someFailed bool, err error) {
 	var in struct {
 		Inputs []assocInput `json:"inputs"`
 	}

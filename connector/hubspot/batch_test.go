@@ -32,7 +32,7 @@ func TestDeliverBatch(t *testing.T) {
 	ds := batch(250, contact, company)
 	ds[7].Body = []byte(`{"key":"bad","rule":"r1","fields":{"hs_call_title":"no timestamp"}}`)
 
-	check := func(round int, results []BatchResult) {
+	check := func(round int, results []connector.BatchResult) {
 		t.Helper()
 		if len(results) != len(ds) {
 			t.Fatalf("round %d: %d results for %d deliveries", round, len(results), len(ds))

@@ -13,14 +13,6 @@ import (
 // MaxBatch is how many records one sObject Collections upsert takes.
 const MaxBatch = 200
 
-// BatchResult is what became of one delivery of a batch.
-type BatchResult struct {
-	Result connector.Result
-	// Err is nil when the record is in Salesforce, else what Deliver would
-	// have returned for it alone.
-	Err error
-}
-
 // DeliverBatch upserts several activities with sObject Collections
 // upserts (PATCH /composite/sobjects/{Object}/{ExternalIdField}, allOrNone
 // false): one call per object and per 200 records. It returns one result
@@ -28,8 +20,8 @@ type BatchResult struct {
 // each record on its own, and a failure of the whole call (network, 5xx,
 // limits) is each of its records'. Every record goes through upsert, so a
 // batch can be retried whole or in part without a second record.
-func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) []BatchResult {
-	results := make([]BatchResult, len(ds))
+func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) []connector.BatchResult {
+	results := make([]connector.BatchResult, len(ds))
 	if err := t.slowDown(); err != nil {
 		for i := range results {
 			results[i].Err = err
@@ -68,7 +60,7 @@ func (t *Target) DeliverBatch(ctx context.Context, ds []connector.Delivery) []Ba
 
 // upsertCollection sends the records recs[idx] of object in one call and
 // sets their results. It returns the indexes to send again.
-func (t *Target) upsertCollection(ctx context.Context, object string, idx []int, recs []*record, results []BatchResult) []int {
+func (t *Target) upsertCollection(ctx context.Context, object string, idx []int, recs []*record, results []connector.BatchResult) []int {
 	type request struct {
 		AllOrNone bool             `json:"allOrNone"`
 		Records   []map[string]any `json:"records"`
@@ -101,7 +93,7 @@ func (t *Target) upsertCollection(ctx context.Context, object string, idx []int,
 
 // collectionResults classifies a collection answer: the whole call, then
 // each record's result.
-func (t *Target) collectionResults(ans *answer, idx []int, recs []*record, results []BatchResult) []int {
+func (t *Target) collectionResults(ans *answer, idx []int, recs []*record, results []connector.BatchResult) []int {
 	var items []saveResult
 	if ans.status == http.StatusOK {
 		ans.parsed = json.Unmarshal(ans.body, &items) == nil && len(items) == len(idx)
@@ -112,7 +104,7 @@ func (t *Target) collectionResults(ans *answer, idx []int, recs []*record, resul
 	v := classify(ans)
 	var again []int
 	for j, i := range idx {
-		results[i] = BatchResult{Result: connector.Result{Status: ans.status}}
+		results[i] = connector.BatchResult{Result: connector.Result{Status: ans.status}}
 		if v != delivered {
 			results[i].Err = t.failure(ans, v, recs[i].String())
 			continue
