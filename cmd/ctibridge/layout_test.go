@@ -49,7 +49,8 @@ var internalImports = map[string][]string{
 	"ingest":   nil,
 	"jobs":     nil,
 	"metrics":  {"ingest"},
-	"server":   {"access", "dial", "httpjson", "ingest", "metrics"},
+	"server":   {"access", "dial", "httpjson", "ingest", "metrics", "tlsfile"},
+	"tlsfile":  nil,
 }
 
 // TestImportRules enforces the layout of DESIGN.md: connector uses only the

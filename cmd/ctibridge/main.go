@@ -46,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = runMapping(ctx, rest, stdout, stderr, environ)
 	case "config":
 		err = runConfig(rest, stdout, environ)
+	case "backup":
+		err = runBackup(ctx, rest, stdout, environ)
 	case "bench":
 		err = runBench(ctx, rest, stdout, stderr, environ)
 	case "version":
@@ -87,6 +89,8 @@ Usage:
   ctibridge events remap --failed   map failed events again after a fix
   ctibridge config check [FILE]     validate a config, resolving its secrets, starting nothing
   ctibridge config show [FILE]      the effective config (file, defaults, environment), secrets redacted
+  ctibridge backup FILE [--config FILE]
+                                    a consistent copy of the live outbox, while the daemon runs
   ctibridge version                 print the version
   ctibridge bench [flags]           benchmark a child daemon against a fake CRM
 

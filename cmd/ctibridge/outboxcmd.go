@@ -359,7 +359,7 @@ func openExistingOutbox(configPath string, environ []string) (*outbox.DB, error)
 	if _, err := os.Stat(cfg.Store.Path); err != nil {
 		return nil, fmt.Errorf("no outbox at %s (store.path): %w", cfg.Store.Path, err)
 	}
-	db := outbox.NewDB(cfg.Store.Path)
+	db := openDB(cfg.Store)
 	if err := db.Open(); err != nil {
 		return nil, err
 	}

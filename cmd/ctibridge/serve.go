@@ -20,6 +20,7 @@ import (
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/jobs"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/metrics"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/server"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/tlsfile"
 	"github.com/ctibridge/ctibridge/connector/brightpattern"
 	"github.com/ctibridge/ctibridge/connector/five9"
 	"github.com/ctibridge/ctibridge/connector/genesys"
@@ -127,8 +128,7 @@ func (m *Main) Open() error {
 	if _, err := m.Mappings.Reload(); err != nil {
 		return err
 	}
-	m.DB = outbox.NewDB(cfg.Store.Path)
-	m.DB.BusyTimeout = cfg.Store.BusyTimeout
+	m.DB = openDB(cfg.Store)
 	if err := m.DB.Open(); err != nil {
 		return err
 	}
@@ -182,6 +182,13 @@ func (m *Main) Open() error {
 	watchCtx, m.stopWatch = context.WithCancel(context.Background())
 	go m.Mappings.Watch(watchCtx, time.Second, m.reportReload)
 
+	var tls *tlsfile.Reloader
+	if cfg.Server.TLSCertFile != "" {
+		if tls, err = tlsfile.New(cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile); err != nil {
+			return fmt.Errorf("server.tls_cert_file: %w", err)
+		}
+		tls.Logger = m.Logger
+	}
 	rules := accessRules(cfg)
 	m.Dial = dial.NewRelay(rules, m.Logger)
 	m.Server = &server.Server{
@@ -197,6 +204,7 @@ func (m *Main) Open() error {
 		MaxInFlight:  cfg.Server.MaxInFlight,
 		Logger:       m.Logger,
 		Now:          m.Now,
+		TLS:          tls,
 	}
 	if err := m.Server.Open(cfg.Server.Listen); err != nil {
 		return err
@@ -218,6 +226,13 @@ func (m *Main) Open() error {
 		DefaultRegion: cfg.Mapping.DefaultRegion,
 	}
 	return m.Admin.Open(cfg.Admin.Listen)
+}
+
+// openDB returns the outbox of the store's config, not yet open.
+func openDB(cfg config.StoreConfig) *outbox.DB {
+	db := outbox.NewDB(cfg.Path)
+	db.BusyTimeout, db.JournalSizeLimit, db.MinFree = cfg.BusyTimeout, cfg.JournalSizeLimit, cfg.MinFree
+	return db
 }
 
 // adminTokenSuffix names the generated admin token's file: <store.path>

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -13,14 +14,24 @@ import (
 
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/connector"
+	"github.com/ctibridge/ctibridge/connector/dynamics"
+	"github.com/ctibridge/ctibridge/connector/hubspot"
 	"github.com/ctibridge/ctibridge/connector/jsonl"
+	"github.com/ctibridge/ctibridge/connector/salesforce"
+	"github.com/ctibridge/ctibridge/connector/servicenow"
 	"github.com/ctibridge/ctibridge/connector/webhook"
+	"github.com/ctibridge/ctibridge/connector/zendesk"
 	"github.com/ctibridge/ctibridge/outbox"
 )
 
 var (
-	_ connector.Target = (*jsonl.Target)(nil)
-	_ connector.Target = (*webhook.Target)(nil)
+	_ connector.Target      = (*jsonl.Target)(nil)
+	_ connector.Target      = (*webhook.Target)(nil)
+	_ connector.BatchTarget = (*salesforce.Target)(nil)
+	_ connector.BatchTarget = (*hubspot.Target)(nil)
+	_ connector.BatchTarget = (*dynamics.Target)(nil)
+	_ connector.Target      = (*servicenow.Target)(nil)
+	_ connector.Target      = (*zendesk.Target)(nil)
 )
 
 // Quick retries inside one attempt, for blips; the outbox owns every
@@ -31,66 +42,211 @@ const (
 	quickWaitMax = 2 * time.Second
 )
 
+// requestsPerAttempt bounds the requests one attempt of a type may make:
+// with OAuth a token fetch, the send, a second fetch and a second send
+// after a 401; a CRM target may also look the record or the caller up,
+// link the record, or complete it in a second step.
+func requestsPerAttempt(typ string) int {
+	switch typ {
+	case config.TypeJSONL, config.TypeWebhook:
+		return 4
+	}
+	return 12
+}
+
 // openTargets builds the configured targets as the dispatcher's targets.
 func (m *Main) openTargets() ([]outbox.Target, error) {
 	var out []outbox.Target
 	for _, name := range m.Config.TargetNames() {
 		tc := m.Config.Targets[name]
-		var d connector.Target
-		switch tc.Type {
-		case config.TypeJSONL:
-			t, err := jsonl.Open(tc.Path)
-			if err != nil {
-				return nil, fmt.Errorf("target %s: %w", name, err)
-			}
-			m.closers = append(m.closers, t)
-			d = t
-		case config.TypeWebhook:
-			t, err := webhook.New(webhook.Config{
-				URL:                    tc.URL,
-				Secret:                 tc.Secret,
-				Headers:                tc.Headers,
-				TokenURL:               tc.TokenURL,
-				ClientID:               tc.ClientID,
-				ClientSecret:           tc.ClientSecret,
-				Scopes:                 tc.Scopes,
-				ConflictMeansDelivered: tc.ConflictMeansDelivered,
-			}, newHTTPClient(tc.Timeout, m.Logger.With("target", name)))
-			if err != nil {
-				return nil, fmt.Errorf("target %s: %w", name, err)
-			}
-			d = t
+		d, err := newTarget(name, tc, m.Logger.With("target", name), m.Metrics.CRMUsage)
+		if err != nil {
+			return nil, err
 		}
-		policy := outbox.DefaultRetryPolicy()
-		policy.MaxAttempts, policy.MaxAge = tc.MaxAttempts, tc.MaxAge
-		out = append(out, outbox.Target{
+		if c, ok := d.(io.Closer); ok {
+			m.closers = append(m.closers, c)
+		}
+		t := outbox.Target{
 			Name:            name,
 			Concurrency:     tc.Concurrency,
-			Retry:           policy,
+			Retry:           tc.RetryPolicy(),
 			RateLimit:       tc.RateLimit,
 			BreakerFailures: tc.BreakerFailures,
 			BreakerCooldown: tc.BreakerCooldown,
 			Send: func(ctx context.Context, msg outbox.Message) (outbox.Receipt, error) {
-				r, err := d.Deliver(ctx, connector.Delivery{Key: msg.Key, Body: msg.Payload, Attempt: msg.Attempt})
+				r, err := d.Deliver(ctx, delivery(msg))
 				return outbox.Receipt{Status: r.Status, RecordID: r.RecordID}, err
 			},
-		})
+		}
+		if b, ok := d.(connector.BatchTarget); ok {
+			t.Send, t.SendBatch, t.BatchSize = nil, sendBatch(b), batchSize(tc.Type)
+		}
+		out = append(out, t)
 	}
 	return out, nil
 }
 
+func delivery(msg outbox.Message) connector.Delivery {
+	return connector.Delivery{Key: msg.Key, Body: msg.Payload, Attempt: msg.Attempt}
+}
+
+// sendBatch adapts a BatchTarget to the outbox.
+func sendBatch(b connector.BatchTarget) outbox.SendBatchFunc {
+	return func(ctx context.Context, ms []outbox.Message) ([]outbox.Receipt, []error) {
+		ds := make([]connector.Delivery, len(ms))
+		for i, msg := range ms {
+			ds[i] = delivery(msg)
+		}
+		results := b.DeliverBatch(ctx, ds)
+		receipts, errs := make([]outbox.Receipt, len(results)), make([]error, len(results))
+		for i, r := range results {
+			receipts[i], errs[i] = outbox.Receipt{Status: r.Result.Status, RecordID: r.Result.RecordID}, r.Err
+		}
+		return receipts, errs
+	}
+}
+
+// batchSize is how many records one API call of a type takes.
+func batchSize(typ string) int {
+	switch typ {
+	case config.TypeSalesforce:
+		return salesforce.MaxBatch
+	case config.TypeHubSpot:
+		return hubspot.MaxBatch
+	}
+	return 100 // Dataverse takes 1,000 a $batch; smaller batches spread its throttling
+}
+
+// newTarget builds the target name of config tc. Its errors name the key,
+// as targets.NAME.key.
+func newTarget(name string, tc config.TargetConfig, logger *slog.Logger, usage func(target string, used, max int)) (connector.Target, error) {
+	wrap := func(t connector.Target, err error) (connector.Target, error) {
+		if err != nil {
+			return nil, fmt.Errorf("targets.%s.%w", name, err)
+		}
+		return t, nil
+	}
+	retrying := newHTTPClient(tc.Timeout, logger)
+	// A client without quick retries, for targets that look a record up
+	// before they create it: a quick resend of a create after a lost
+	// answer would skip the look-up and write twice.
+	plain := cleanhttp.DefaultPooledClient()
+	plain.Timeout = tc.Timeout
+	switch tc.Type {
+	case config.TypeJSONL:
+		t, err := jsonl.Open(tc.Path)
+		if err != nil {
+			return nil, fmt.Errorf("targets.%s.path: %w", name, err)
+		}
+		return t, nil
+	case config.TypeWebhook:
+		return wrap(webhook.New(webhook.Config{
+			URL:                    tc.URL,
+			Secret:                 tc.Secret,
+			Headers:                tc.Headers,
+			TokenURL:               tc.TokenURL,
+			ClientID:               tc.ClientID,
+			ClientSecret:           tc.ClientSecret,
+			Scopes:                 tc.Scopes,
+			ConflictMeansDelivered: tc.ConflictMeansDelivered,
+		}, retrying))
+	case config.TypeSalesforce:
+		o := tc.Salesforce
+		return wrap(salesforce.New(salesforce.Config{
+			LoginURL:        o.LoginURL,
+			ClientID:        tc.ClientID,
+			ClientSecret:    tc.ClientSecret,
+			PrivateKeyFile:  o.PrivateKeyFile,
+			Username:        o.Username,
+			Audience:        o.Audience,
+			SessionTimeout:  o.SessionTimeout,
+			APIVersion:      o.APIVersion,
+			Object:          o.Object,
+			ExternalIDField: o.ExternalIDField,
+			TaskSubtype:     o.TaskSubtype,
+			FieldLimits:     o.FieldLimits,
+			LimitThreshold:  o.LimitThreshold,
+			LimitWait:       o.LimitWait,
+			OnUsage:         func(used, max int) { usage(name, used, max) },
+			MatchRules:      o.MatchRules,
+			MatchCacheTTL:   o.MatchCacheTTL,
+			MatchMultiple:   o.MatchMultiple,
+			MatchFlagField:  o.MatchFlagField,
+		}, retrying))
+	case config.TypeHubSpot:
+		o := tc.HubSpot
+		cfg := hubspot.Config{
+			Token:            o.Token,
+			RefreshToken:     o.RefreshToken,
+			ClientID:         tc.ClientID,
+			ClientSecret:     tc.ClientSecret,
+			TokenURL:         tc.TokenURL,
+			BaseURL:          o.BaseURL,
+			ObjectsPath:      o.ObjectsPath,
+			AssociationsPath: o.AssociationsPath,
+			IDProperty:       o.IDProperty,
+		}
+		if o.Match != nil {
+			cfg.Match = &hubspot.MatchConfig{Properties: o.Match.Properties, CacheFor: o.Match.CacheFor,
+				Multiple: o.Match.Multiple, FlagProperty: o.Match.FlagProperty}
+		}
+		return wrap(hubspot.New(cfg, retrying))
+	case config.TypeDynamics:
+		o := tc.Dynamics
+		// A resent create answers 412 and is delivered: quick retries are
+		// safe here.
+		return wrap(dynamics.New(dynamics.Config{
+			URL:           tc.URL,
+			TenantID:      o.TenantID,
+			TokenURL:      tc.TokenURL,
+			ClientID:      tc.ClientID,
+			ClientSecret:  tc.ClientSecret,
+			Scope:         o.Scope,
+			APIVersion:    o.APIVersion,
+			EntitySets:    o.EntitySets,
+			LeaveOpen:     o.LeaveOpen,
+			MatchRules:    o.MatchRules,
+			MatchCacheTTL: o.MatchCacheTTL,
+			MatchMultiple: o.MatchMultiple,
+		}, retrying))
+	case config.TypeServiceNow:
+		o := tc.ServiceNow
+		return wrap(servicenow.New(servicenow.Config{
+			URL:              tc.URL,
+			Username:         o.Username,
+			Password:         o.Password,
+			ClientID:         tc.ClientID,
+			ClientSecret:     tc.ClientSecret,
+			TokenURL:         tc.TokenURL,
+			Table:            o.Table,
+			CorrelationField: o.CorrelationField,
+			CallerField:      o.CallerField,
+			MatchTable:       o.MatchTable,
+			MatchColumns:     o.MatchColumns,
+		}, plain))
+	case config.TypeZendesk:
+		o := tc.Zendesk
+		return wrap(zendesk.New(zendesk.Config{
+			URL:        tc.URL,
+			Email:      o.Email,
+			APIToken:   o.APIToken,
+			OAuthToken: o.OAuthToken,
+		}, plain))
+	}
+	return nil, fmt.Errorf("targets.%s.type: unknown type %q", name, tc.Type)
+}
+
 // lease returns a lease that outlasts the slowest target's longest attempt,
-// so that a delivery still in flight is never handed out twice. One
-// attempt is at most four requests (with OAuth: a token fetch, the send, a
-// second fetch and a second send after a 401), each of which may time out
-// on every quick retry and wait between them.
+// so that a delivery still in flight is never handed out twice: each of
+// an attempt's requests may time out on every quick retry and wait between
+// them.
 func (m *Main) lease() time.Duration {
 	longest := time.Duration(0)
 	for _, tc := range m.Config.Targets {
-		longest = max(longest, tc.Timeout)
+		perRequest := (quickRetries+1)*tc.Timeout + quickRetries*quickWaitMax
+		longest = max(longest, time.Duration(requestsPerAttempt(tc.Type))*perRequest)
 	}
-	perRequest := (quickRetries+1)*longest + quickRetries*quickWaitMax
-	return max(5*time.Minute, 2*4*perRequest)
+	return max(5*time.Minute, 2*longest)
 }
 
 // newHTTPClient returns an HTTP client that retries a failed request a

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/jobs"
 	"github.com/ctibridge/ctibridge/mapping"
+	"github.com/ctibridge/ctibridge/outbox"
 )
 
 // Config is ctibridge's configuration. config.example.toml documents every
@@ -47,6 +49,11 @@ type ServerConfig struct {
 	// is answered 503 with Retry-After rather than queued in memory.
 	MaxInFlight     int           `koanf:"max_in_flight"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// TLSCertFile and TLSKeyFile, when set, serve HTTPS (and HTTP/2) with
+	// that certificate, read again when either file changes: browsers let
+	// a bridge on an HTTPS desktop post only to an HTTPS daemon.
+	TLSCertFile string `koanf:"tls_cert_file"`
+	TLSKeyFile  string `koanf:"tls_key_file"`
 }
 
 // AdminConfig is the admin listener: the outbox API and, later, the
@@ -72,6 +79,11 @@ type StoreConfig struct {
 	// FlushSchedule logs the interactions whose completing event never
 	// came (see the sources' FlushAfter).
 	FlushSchedule string `koanf:"flush_schedule"`
+	// JournalSizeLimit bounds the write-ahead log file after checkpoints;
+	// MinFree is the free space, in bytes, below which a disk I/O error
+	// counts as a full disk (see outbox.DB).
+	JournalSizeLimit int64 `koanf:"journal_size_limit"`
+	MinFree          int64 `koanf:"min_free"`
 }
 
 // MappingConfig says where the mapping files are.
@@ -115,6 +127,22 @@ type TargetConfig struct {
 	// with one delivery. 0 failures turns the breaker off.
 	BreakerFailures int           `koanf:"breaker_failures"`
 	BreakerCooldown time.Duration `koanf:"breaker_cooldown"`
+	// The retry schedule (outbox.RetryPolicy): the wait after each failed
+	// attempt, the last one repeating; its jitter (0.2 = ±20 %); and the
+	// cap on a CRM's Retry-After. Unset keys keep the default schedule.
+	RetrySteps    []time.Duration `koanf:"retry_steps"`
+	RetryJitter   *float64        `koanf:"retry_jitter"`
+	MaxRetryAfter *time.Duration  `koanf:"max_retry_after"`
+
+	// Options are the keys of a CRM type's own, decoded by Load into the
+	// one of Salesforce, HubSpot, Dynamics, ServiceNow and Zendesk that
+	// matches Type.
+	Options    map[string]any     `koanf:",remain"`
+	Salesforce *SalesforceOptions `koanf:"-"`
+	HubSpot    *HubSpotOptions    `koanf:"-"`
+	Dynamics   *DynamicsOptions   `koanf:"-"`
+	ServiceNow *ServiceNowOptions `koanf:"-"`
+	Zendesk    *ZendeskOptions    `koanf:"-"`
 }
 
 // SourcesConfig configures the contact-center sources.
@@ -180,12 +208,6 @@ type LogConfig struct {
 	Format string `koanf:"format"` // text or json
 }
 
-// Target types, the values of targets.NAME.type.
-const (
-	TypeJSONL   = "jsonl"
-	TypeWebhook = "webhook"
-)
-
 // DefaultConfig runs a newcomer's first daemon: everything local, call logs
 // appended to activities.jsonl.
 func DefaultConfig() Config {
@@ -213,6 +235,8 @@ func DefaultConfig() Config {
 			CheckpointSchedule: "@every 5m",
 			SummarySchedule:    "0 0 * * *",
 			FlushSchedule:      "@every 5m",
+			JournalSizeLimit:   32 << 20,
+			MinFree:            16 << 20,
 		},
 		Targets: map[string]TargetConfig{
 			"jsonl": defaultTarget(TargetConfig{Type: TypeJSONL, Path: "activities.jsonl"}, func(string) bool { return false }),
@@ -237,7 +261,7 @@ func defaultTarget(t TargetConfig, set func(key string) bool) TargetConfig {
 		t.BreakerFailures = 5
 	}
 	t.BreakerCooldown = cmp.Or(t.BreakerCooldown, 30*time.Second)
-	if t.Type == TypeWebhook {
+	if t.Type != TypeJSONL {
 		t.Timeout = cmp.Or(t.Timeout, 15*time.Second)
 	}
 	return t
@@ -310,11 +334,25 @@ func load(path string, environ []string) (c Config, unresolved, err error) {
 		}
 		return Config{}, nil, fmt.Errorf("%s (or %s* environment variables): %w", where, EnvPrefix, err)
 	}
+	var targetErrs []error
 	for name, t := range c.Targets {
-		c.Targets[name] = defaultTarget(t, func(key string) bool { return k.Exists("targets." + name + "." + key) })
+		set := func(key string) bool { return k.Exists("targets." + name + "." + key) }
+		t = defaultTarget(t, set)
+		if slices.Contains(types, t.Type) {
+			targetErrs = append(targetErrs, checkSharedKeys("targets."+name, t.Type, set)...)
+		}
+		c.Targets[name] = t
 	}
+
 	unresolved = c.resolveSecrets(environ)
-	if err := c.Validate(); err != nil {
+	for _, name := range c.TargetNames() {
+		t := c.Targets[name]
+		if err := t.decodeOptions("targets." + name); err != nil {
+			targetErrs = append(targetErrs, err)
+		}
+		c.Targets[name] = t
+	}
+	if err := errors.Join(append(targetErrs, c.Validate())...); err != nil {
 		return Config{}, nil, err
 	}
 	return c, unresolved, nil
@@ -350,6 +388,12 @@ func (c *Config) Validate() error {
 	if c.Store.Retention <= 0 {
 		bad("store.retention", "must be positive")
 	}
+	if c.Store.JournalSizeLimit <= 0 || c.Store.MinFree < 0 {
+		bad("store", "journal_size_limit must be positive, min_free not negative")
+	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		bad("server", "tls_cert_file and tls_key_file go together")
+	}
 	for key, spec := range map[string]string{
 		"store.purge_schedule":      c.Store.PurgeSchedule,
 		"store.checkpoint_schedule": c.Store.CheckpointSchedule,
@@ -381,33 +425,32 @@ func (c *Config) Validate() error {
 			if t.Path == "" {
 				bad(key+".path", "required for a jsonl target")
 			}
-			if t.URL != "" || t.Secret != "" || t.SecretFile != "" || len(t.Headers) > 0 || t.Timeout != 0 ||
-				t.TokenURL != "" || t.ClientID != "" || t.ClientSecret != "" || t.ClientSecretFile != "" ||
-				len(t.Scopes) > 0 || t.ConflictMeansDelivered {
-				bad(key, "url, secret, headers, timeout, token_url, client_* , scopes and conflict_means_delivered "+
-					"apply to webhook targets, not jsonl")
-			}
 		case TypeWebhook:
 			if t.URL == "" {
 				bad(key+".url", "required for a webhook target")
 			}
-			if t.Path != "" {
-				bad(key+".path", "applies to jsonl targets, not webhook")
-			}
-			if t.Timeout <= 0 {
-				bad(key+".timeout", "must be positive")
-			}
 			if (t.TokenURL == "") != (t.ClientID == "") {
 				bad(key, "token_url and client_id go together (OAuth2 client credentials)")
 			}
+		case TypeSalesforce, TypeHubSpot, TypeDynamics, TypeServiceNow, TypeZendesk:
+			// Their own keys are checked by their packages when the targets
+			// are built: at start, and by `ctibridge config check`.
 		case "":
-			bad(key+".type", "required (jsonl or webhook)")
+			bad(key+".type", "%v", errNoType)
 		default:
-			bad(key+".type", "unknown type %q (want jsonl or webhook)", t.Type)
+			bad(key+".type", "unknown type %q (want %s)", t.Type, strings.Join(types, ", "))
 		}
-		if t.Concurrency < 0 || t.MaxAttempts < 0 || t.MaxAge < 0 || t.RateLimit < 0 ||
+		if t.Type != TypeJSONL && t.Timeout <= 0 {
+			bad(key+".timeout", "must be positive")
+		}
+		if err := t.RetryPolicy().Validate(); err != nil {
+			for _, e := range strings.Split(err.Error(), "\n") {
+				errs = append(errs, fmt.Errorf("%s.%s", key, e))
+			}
+		}
+		if t.Concurrency < 0 || t.RateLimit < 0 ||
 			t.BreakerFailures < 0 || t.BreakerCooldown < 0 {
-			bad(key, "concurrency, max_attempts, max_age, rate_limit and breaker_* must not be negative")
+			bad(key, "concurrency, rate_limit and breaker_* must not be negative")
 		}
 	}
 	for name, a := range c.SourceAuths() {
@@ -553,6 +596,14 @@ func (c *Config) resolveSecrets(environ []string) error {
 			}
 			t.Headers = h
 		}
+		if t.Options != nil {
+			opts := make(map[string]any, len(t.Options))
+			for k, v := range t.Options {
+				opts[k] = v
+			}
+			t.Options = opts
+			errs = append(errs, t.resolveOptionSecrets(key, expand)...)
+		}
 		c.Targets[name] = t
 	}
 	return errors.Join(errs...)
@@ -589,4 +640,21 @@ func (c *Config) LoadMappings() (*mapping.Set, error) {
 		return nil, err
 	}
 	return s.Current(), nil
+}
+
+// RetryPolicy is the target's retry schedule: the default one, with the
+// keys the target sets.
+func (t TargetConfig) RetryPolicy() outbox.RetryPolicy {
+	p := outbox.DefaultRetryPolicy()
+	p.MaxAttempts, p.MaxAge = t.MaxAttempts, t.MaxAge
+	if t.RetrySteps != nil {
+		p.Steps = t.RetrySteps
+	}
+	if t.RetryJitter != nil {
+		p.Jitter = *t.RetryJitter
+	}
+	if t.MaxRetryAfter != nil {
+		p.MaxRetryAfter = *t.MaxRetryAfter
+	}
+	return p
 }

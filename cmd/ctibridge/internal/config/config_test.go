@@ -84,8 +84,14 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"BadDuration", "[store]\nretention = \"forever\"\n", nil, []string{"'store.retention' time: invalid duration"}},
 		{"BadValues", "[server]\nlisten = \"8080\"\n[store]\npurge_schedule = \"TZ=UTC\"\n[log]\nlevel = \"loud\"\n", nil,
 			[]string{`server.listen: want host:port, got "8080"`, `store.purge_schedule: invalid schedule "TZ=UTC"`, "log.level"}},
-		{"TargetType", "[targets.a]\ntype = \"salesforce\"\n[targets.b]\npath = \"x\"\n", nil,
-			[]string{`targets.a.type: unknown type "salesforce"`, "targets.b.type: required"}},
+		{"TargetType", "[targets.a]\ntype = \"sugarcrm\"\n[targets.b]\npath = \"x\"\n", nil,
+			[]string{`targets.a.type: unknown type "sugarcrm"`, "targets.b.type: required"}},
+		{"CRMOptions", "[targets.sf]\ntype = \"salesforce\"\nlogin_url = \"https://x\"\nexternal_id_feild = \"K__c\"\n" +
+			"secret = \"s\"\n[targets.file]\ntype = \"jsonl\"\npath = \"a\"\nid_property = \"k\"\n", nil,
+			[]string{"targets.sf (a salesforce target)", "external_id_feild", "targets.sf.secret: applies to webhook targets, not salesforce",
+				"targets.file: unknown keys for a jsonl target: id_property"}},
+		{"RetrySchedule", "[targets.crm]\ntype = \"jsonl\"\npath = \"a\"\nretry_steps = [\"10ms\"]\nretry_jitter = 1.5\n", nil,
+			[]string{"targets.crm.retry_steps[0]: 10ms", "targets.crm.retry_jitter: 1.5"}},
 		{"WebhookNeedsURL", "[targets.crm]\ntype = \"webhook\"\npath = \"x\"\n", nil,
 			[]string{"targets.crm.url: required", "targets.crm.path: applies to jsonl targets"}},
 		{"MissingSecretEnv", "[targets.crm]\ntype = \"webhook\"\nurl = \"http://x\"\nsecret = \"${NOPE}\"\n", nil,
@@ -191,5 +197,55 @@ timeout = "3s"
 	}
 	if c.Targets["crm"].Secret == redacted {
 		t.Error("Show changed the config it was called on")
+	}
+}
+
+// TestLoadConfig_CRMTargets: a CRM type's own keys are decoded into its
+// options, its secrets come from the environment or a file, and Show
+// redacts them.
+func TestLoadConfig_CRMTargets(t *testing.T) {
+	dir := t.TempDir()
+	refresh := filepath.Join(dir, "refresh")
+	if err := os.WriteFile(refresh, []byte("refresh-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, `
+[targets.hs]
+type = "hubspot"
+token = "${HS_TOKEN}"
+id_property = "ctibridge_key"
+retry_steps = ["1m", "1h"]
+[targets.hs.match]
+multiple = "recent"
+cache_for = "5m"
+
+[targets.sn]
+type = "servicenow"
+url = "https://acme.service-now.com"
+username = "svc"
+password_file = "`+refresh+`"
+table = "incident"
+`)
+	c, err := Load(path, []string{"HS_TOKEN=pat-s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := c.Targets["hs"]
+	if hs.HubSpot == nil || hs.HubSpot.Token != "pat-s3cret" || hs.HubSpot.IDProperty != "ctibridge_key" ||
+		hs.HubSpot.Match == nil || hs.HubSpot.Match.CacheFor != 5*time.Minute || hs.Timeout != 15*time.Second {
+		t.Errorf("hubspot target = %+v %+v, want its options decoded with the token from the environment", hs, hs.HubSpot)
+	}
+	if p := hs.RetryPolicy(); len(p.Steps) != 2 || p.Steps[1] != time.Hour || p.Jitter != 0.2 || p.MaxAttempts != 20 {
+		t.Errorf("retry policy = %+v, want the two steps and the default jitter and attempts", p)
+	}
+	if sn := c.Targets["sn"].ServiceNow; sn == nil || sn.Password != "refresh-s3cret" || sn.Table != "incident" {
+		t.Errorf("servicenow options = %+v, want the password from its file", sn)
+	}
+	out, err := c.Show()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "s3cret") || !strings.Contains(string(out), "id_property = 'ctibridge_key'") {
+		t.Errorf("Show:\n%s\nwant the options shown and their secrets redacted", out)
 	}
 }

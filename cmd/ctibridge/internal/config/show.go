@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,16 @@ func (c Config) redacted() Config {
 			}
 			t.Headers = h
 		}
+		if t.Options != nil {
+			opts := make(map[string]any, len(t.Options))
+			for k, v := range t.Options {
+				if slices.Contains(secretOptions, k) && v != "" {
+					v = redacted
+				}
+				opts[k] = v
+			}
+			t.Options = opts
+		}
 		targets[name] = t
 	}
 	c.Targets = targets
@@ -61,14 +72,25 @@ func tree(v reflect.Value) any {
 		for i := range v.NumField() {
 			f := v.Type().Field(i)
 			name, opts, _ := strings.Cut(f.Tag.Get("koanf"), ",")
-			if opts == "squash" {
-				for k, x := range tree(v.Field(i)).(map[string]any) {
+			fv := v.Field(i)
+			switch {
+			case opts == "squash" || opts == "remain":
+				if fv.Kind() == reflect.Map && fv.IsNil() {
+					continue
+				}
+				for k, x := range tree(fv).(map[string]any) {
 					out[k] = x
 				}
-				continue
-			}
-			if name != "" {
-				out[name] = tree(v.Field(i))
+			case name == "" || name == "-":
+			case (fv.Kind() == reflect.Pointer || fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map) && fv.IsNil():
+				// unset: the default applies, as when the file leaves it out
+			case (fv.Kind() == reflect.String || fv.Kind() == reflect.Bool) && fv.IsZero():
+				// empty text and false are what a file that leaves the key
+				// out says too; some keys apply to some target types only
+			case fv.Kind() == reflect.Pointer:
+				out[name] = tree(fv.Elem())
+			default:
+				out[name] = tree(fv)
 			}
 		}
 		return out
@@ -78,6 +100,11 @@ func tree(v reflect.Value) any {
 			out[k.String()] = tree(v.MapIndex(k))
 		}
 		return out
+	case reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return tree(v.Elem())
 	case reflect.Slice:
 		out := make([]any, v.Len())
 		for i := range out {

@@ -39,6 +39,8 @@ type Metrics struct {
 	attempts *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	reloads  *prometheus.CounterVec
+	apiUsed  *prometheus.GaugeVec
+	apiMax   *prometheus.GaugeVec
 }
 
 // New returns the metrics, reading src at each scrape.
@@ -63,7 +65,15 @@ func New(src Sources) *Metrics {
 			Help: "Mapping reloads, by result (ok, failed). A failed one keeps the previous mappings.",
 		}, []string{"result"}),
 	}
-	x.reg.MustRegister(x.events, x.attempts, x.latency, x.reloads,
+	x.apiUsed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ctibridge_crm_api_requests_used",
+		Help: "API requests the CRM org has used of its daily allowance, as the CRM last said (Salesforce Sforce-Limit-Info), by target.",
+	}, []string{"target"})
+	x.apiMax = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ctibridge_crm_api_requests_limit",
+		Help: "The CRM org's daily API request allowance, as the CRM last said, by target.",
+	}, []string{"target"})
+	x.reg.MustRegister(x.events, x.attempts, x.latency, x.reloads, x.apiUsed, x.apiMax,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ctibridge_mapping_last_reload_failed",
@@ -92,6 +102,13 @@ func (x *Metrics) Event(platform, outcome string) {
 // of now.
 func (x *Metrics) Activity(now time.Time) Activity {
 	return x.recent.activity(now)
+}
+
+// CRMUsage records the API usage a CRM reported for target: used of max
+// requests of its daily allowance.
+func (x *Metrics) CRMUsage(target string, used, max int) {
+	x.apiUsed.WithLabelValues(target).Set(float64(used))
+	x.apiMax.WithLabelValues(target).Set(float64(max))
 }
 
 // Reload counts a mapping reload: result is "ok" or "failed".
@@ -124,12 +141,14 @@ var (
 		"1 while a target's circuit breaker holds its deliveries back.", []string{"target"}, nil)
 	failedEventsDesc = prometheus.NewDesc("ctibridge_events_mapping_failed",
 		"Stored events whose mapping failed, waiting to be remapped.", nil, nil)
+	diskFullDesc = prometheus.NewDesc("ctibridge_outbox_disk_full",
+		"1 while the outbox's disk is full: events are refused with 503 until space is back.", nil, nil)
 	gwsDesc = prometheus.NewDesc("ctibridge_gws_connected",
 		"1 while the Genesys Web Services subscription is connected.", nil, nil)
 )
 
 func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{deliveriesDesc, oldestDesc, pausedDesc, failedEventsDesc, gwsDesc} {
+	for _, d := range []*prometheus.Desc{deliveriesDesc, oldestDesc, pausedDesc, failedEventsDesc, diskFullDesc, gwsDesc} {
 		ch <- d
 	}
 }
@@ -147,6 +166,11 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(failedEventsDesc, prometheus.GaugeValue, float64(st.MappingFailed))
 	}
+	full := 0.0
+	if c.src.DB.Health().DiskFull {
+		full = 1
+	}
+	ch <- prometheus.MustNewConstMetric(diskFullDesc, prometheus.GaugeValue, full)
 	for name, s := range c.src.Targets() {
 		paused := 0.0
 		if s.Breaker != outbox.BreakerClosed {

@@ -37,6 +37,9 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 // accepted and kept for it.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	res := Readiness{Database: "ok", Mappings: "ok", Targets: s.Targets(), GWS: s.GWS()}
+	if h := s.DB.Health(); h.DiskFull {
+		res.Disk = &DiskStatus{Full: true, Since: h.Since}
+	}
 	status := http.StatusOK
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
@@ -57,15 +60,24 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 
 // Readiness is the body of /readyz.
 type Readiness struct {
-	Database      string                         `json:"database"`
-	Mappings      string                         `json:"mappings"`
-	MappingStatus MappingStatus                  `json:"mappingStatus"`
-	Targets       map[string]outbox.TargetStatus `json:"targets"`
+	Database      string        `json:"database"`
+	Mappings      string        `json:"mappings"`
+	MappingStatus MappingStatus `json:"mappingStatus"`
+	// Disk is set while events are being refused for lack of space (the
+	// database is then 503 too).
+	Disk    *DiskStatus                    `json:"disk,omitempty"`
+	Targets map[string]outbox.TargetStatus `json:"targets"`
 	// GWS is the Genesys Web Services subscription's health, when one is
 	// configured. Its being down does not make the daemon unready: posted
 	// events are still accepted, and taking the daemon out of a load
 	// balancer would not bring GWS back. Alert on gws.connected instead.
 	GWS *cometd.Status `json:"gws,omitempty"`
+}
+
+// DiskStatus says since when the disk has been full.
+type DiskStatus struct {
+	Full  bool      `json:"full"`
+	Since time.Time `json:"since"`
 }
 
 // MappingStatus is what /readyz, which anyone who reaches the ingest port

@@ -18,6 +18,7 @@ import (
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/dial"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/metrics"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/tlsfile"
 	"github.com/ctibridge/ctibridge/connector/genesys/cometd"
 	"github.com/ctibridge/ctibridge/mapping"
 	"github.com/ctibridge/ctibridge/outbox"
@@ -42,6 +43,8 @@ type Server struct {
 	Logger       *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// TLS, when set, serves HTTPS and HTTP/2 with its certificate.
+	TLS *tlsfile.Reloader
 
 	inFlight chan struct{} // a slot per event post being handled
 	ln       net.Listener
@@ -70,8 +73,13 @@ func (s *Server) Open(addr string) error {
 	// Shutdown waits for open connections: end the bridges' command
 	// streams, or it would wait for its whole timeout.
 	s.srv.RegisterOnShutdown(s.Dial.Close)
+	serve := func() error { return s.srv.Serve(ln) }
+	if s.TLS != nil {
+		s.srv.TLSConfig = s.TLS.Config()
+		serve = func() error { return s.srv.ServeTLS(ln, "", "") }
+	}
 	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.Logger.Error("http server stopped", "err", err)
 		}
 	}()
