@@ -115,6 +115,16 @@ func TestConfigCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `secret = '[redacted]'`) || strings.Contains(out, testSecret) {
 		t.Fatalf("config show = %d, want the secret redacted\n%s%s", code, out, errOut)
 	}
+	sf := writeConfigWith(t, t.TempDir(), testMapping, `
+[targets.crm]
+type = "salesforce"
+login_url = "https://acme.my.salesforce.com"
+client_id = "id"
+client_secret = "s"
+`)
+	if code, _, errOut := runCLI(t, "config", "check", sf); code != 1 || !strings.Contains(errOut, "targets.crm.external_id_field") {
+		t.Errorf("config check of a salesforce target without its external-id field = %d %q, want 1 naming the key", code, errOut)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(bad, []byte("[server]\nlisen = \"x\"\n"), 0o600)
 	if code, _, errOut := runCLI(t, "config", "check", bad); code != 1 || !strings.Contains(errOut, "lisen") {
