@@ -148,6 +148,12 @@ var exampleEvents = []struct {
 		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions", "zendesk-talk-calls"}},
 	{platform: "five9", file: "connector/five9/testdata/outbound-preview-call.jsonl",
 		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions", "zendesk-talk-calls"}},
+	// A transfer: one record per agent's leg, then the second agent's chat.
+	{platform: "five9", file: "connector/five9/testdata/transfer.jsonl",
+		earlier: [][]string{
+			{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "servicenow-case-notes", "webhook-interactions", "zendesk-talk-calls"},
+			{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "servicenow-case-notes", "webhook-interactions", "zendesk-talk-calls"}},
+		matched: []string{"salesforce-chats-emails", "webhook-interactions"}},
 	{platform: "five9", file: "connector/five9/testdata/chat.jsonl",
 		matched: []string{"salesforce-chats-emails", "webhook-interactions"}},
 	{platform: "five9", file: "connector/five9/testdata/email.jsonl",
@@ -164,6 +170,10 @@ var exampleEvents = []struct {
 		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions", "zendesk-talk-calls"}},
 	{platform: "genesys", file: "connector/genesys/testdata/consult.jsonl", name: "consult-leg", edit: upTo(`"eventType":"REMOVED"`),
 		interaction: "05NHA0L13O8RBCHAHD8O2LAES0000ABD (voice, internal)", matched: nil},
+	// A transfer: one record per agent's leg.
+	{platform: "genesys", file: "connector/genesys/testdata/transfer.jsonl",
+		earlier: [][]string{{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions", "zendesk-talk-calls"}},
+		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions", "zendesk-talk-calls"}},
 	{platform: "genesys", file: "connector/genesys/testdata/outbound-preview.jsonl",
 		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions"}},
 	{platform: "genesys", file: "connector/genesys/testdata/click-to-dial.jsonl",
