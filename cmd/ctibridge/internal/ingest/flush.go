@@ -22,14 +22,14 @@ const FlushEventType = "FLUSH"
 // FlushStale logs the interactions whose conversation is over but whose
 // completing event never came (the agent closed the browser tab before
 // Genesys MARKDONE_APPLY, Five9 callFinished never arrived): for each
-// source that keeps snapshots (connector.LegFlusher), the snapshots not
+// source that keeps snapshots (connector.Flusher), the snapshots not
 // updated for after[platform] are flushed. Every unlogged leg of a
 // snapshot (each agent of a transferred call) is stored as a synthetic
 // FLUSH event of its own, like a real one, and the last of them deletes
 // the snapshot in its transaction.
 func (p *Pipeline) FlushStale(ctx context.Context, after map[string]time.Duration) {
 	for _, platform := range p.Platforms() {
-		f, ok := p.Decoders[platform].(connector.LegFlusher)
+		f, ok := p.Decoders[platform].(connector.Flusher)
 		wait := after[platform]
 		if !ok || wait <= 0 {
 			continue
@@ -50,7 +50,7 @@ func (p *Pipeline) FlushStale(ctx context.Context, after map[string]time.Duratio
 // flushPlatform flushes the snapshots of platform not updated since
 // before. It returns how many interactions (legs) were logged and how many
 // snapshots of interactions logged already were deleted.
-func (p *Pipeline) flushPlatform(ctx context.Context, platform string, f connector.LegFlusher, before time.Time) (flushed, deleted int, err error) {
+func (p *Pipeline) flushPlatform(ctx context.Context, platform string, f connector.Flusher, before time.Time) (flushed, deleted int, err error) {
 	states, err := p.DB.StaleStates(ctx, platform, before, flushBatch)
 	if err != nil {
 		return 0, 0, err
@@ -81,7 +81,7 @@ func (p *Pipeline) flushPlatform(ctx context.Context, platform string, f connect
 // it again, the legs stored already are duplicates of their events (and
 // their records of their deliveries), and the rest are stored then. No leg
 // is lost, none is logged twice.
-func (p *Pipeline) flushOne(ctx context.Context, platform string, f connector.LegFlusher, key string, data []byte) (logged int, deleted bool, err error) {
+func (p *Pipeline) flushOne(ctx context.Context, platform string, f connector.Flusher, key string, data []byte) (logged int, deleted bool, err error) {
 	unlock := p.states.lock(platform + "\x00" + key)
 	defer unlock()
 	cur, err := p.DB.State(ctx, platform, key)
