@@ -63,5 +63,3 @@ func (d Decoder) FlushLegs(state []byte) ([]*connector.Interaction, error) {
 	in.Attached[FlagFlushed] = flushReason
 	return []*connector.Interaction{in}, nil
 }
-
-

@@ -58,7 +58,7 @@ func TestFlush_EndedNeverFinished(t *testing.T) {
 // TestFlushLegs: a Five9 snapshot is one agent's leg, flushed as a list of
 // one with the agent as its leg; a leg in progress is none.
 func TestFlushLegs(t *testing.T) {
-		legs, err := Decoder{}.FlushLegs(snapshotUntil(t, "callFinished"))
+	legs, err := Decoder{}.FlushLegs(snapshotUntil(t, "callFinished"))
 	if err != nil || len(legs) != 1 || legs[0].Leg == "" || legs[0].Leg != legs[0].Agent.ID {
 		t.Fatalf("FlushLegs = %v, %v; want one leg, the agent's", legs, err)
 	}
