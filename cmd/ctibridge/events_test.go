@@ -84,10 +84,15 @@ hs_call_body = 'notes'
 // TestEvents_OneRuleFailsOthersDeliver: a rule that cannot map a call
 // with no start time never holds back the other rule: its record is
 // delivered, the failed rule is listed with its error (CLI and admin API),
-// and once the mapping is fixed, a remap maps only that rule and nothing is
-// delivered twice. The card number in the notes rests nowhere on disk, and
-// the rules see it masked.
+// and once the mapping is fixed, a remap (CLI or admin API) maps only that
+// rule and nothing is delivered twice. The card number in the notes rests
+// nowhere on disk, and the rules see it masked.
 func TestEvents_OneRuleFailsOthersDeliver(t *testing.T) {
+	t.Run("CLI", func(t *testing.T) { testOneRuleFails(t, false) })
+	t.Run("AdminAPI", func(t *testing.T) { testOneRuleFails(t, true) })
+}
+
+func testOneRuleFails(t *testing.T, viaAdmin bool) {
 	crm, hubspot := connectortest.NewFakeCRM(t), connectortest.NewFakeCRM(t)
 	dir := t.TempDir()
 	targets := func(name, url string) string {
@@ -130,12 +135,17 @@ func TestEvents_OneRuleFailsOthersDeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("GET", "http://"+m.AdminAddr()+"/admin/api/events?state=mapping_failed", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	admin := func(method, path string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+m.AdminAddr()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
 	}
+	resp := admin("GET", "/admin/api/events?state=mapping_failed")
 	var listed []struct {
 		State    string
 		Failures []struct{ Rule, Target, Error string }
@@ -152,10 +162,24 @@ func TestEvents_OneRuleFailsOthersDeliver(t *testing.T) {
 	if err := os.WriteFile(mappingFile, []byte(ruleFailureMapping(`string((start ?? end).UnixMilli())`)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out.Reset()
-	if code := run(context.Background(), []string{"events", "remap", "--failed", "--config", path}, &out, &errOut, testEnviron); code != 0 ||
-		!strings.Contains(out.String(), "remapped 1 events into 1 activities; 0 still fail\n1 failed rules now map") {
-		t.Fatalf("events remap --failed = %d\n%s%s", code, out.String(), errOut.String())
+	if viaAdmin {
+		if _, err := m.ReloadMappings(); err != nil {
+			t.Fatal(err)
+		}
+		resp := admin("POST", "/admin/api/events/remap")
+		var r map[string]any
+		err := json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || r["remapped"] != float64(1) || r["rules"] != float64(1) ||
+			r["activities"] != float64(1) || r["stillFailing"] != float64(0) {
+			t.Fatalf("POST /admin/api/events/remap = %d %v (%v), want 1 event, 1 rule, 1 activity", resp.StatusCode, r, err)
+		}
+	} else {
+		out.Reset()
+		if code := run(context.Background(), []string{"events", "remap", "--failed", "--config", path}, &out, &errOut, testEnviron); code != 0 ||
+			!strings.Contains(out.String(), "remapped 1 events into 1 activities; 0 still fail\n1 failed rules now map") {
+			t.Fatalf("events remap --failed = %d\n%s%s", code, out.String(), errOut.String())
+		}
 	}
 	hubspotKey := "brightpattern:7E0C4B2A-1F3D-4A5B-9C8D-2E6F7A8B9C0D:" + exampleAgent + ":hubspot-calls"
 	hubspot.WaitAccepted(t, 10*time.Second, hubspotKey)
