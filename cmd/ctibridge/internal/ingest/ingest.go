@@ -1,12 +1,13 @@
 // Package ingest is the pipeline every platform event goes through,
 // whatever brought it (an HTTP post, the Genesys Web Services subscription,
 // the flush of a stale snapshot): decode it under its interaction's lock,
-// map the interaction it completes, and store the raw event with its
-// activities in one transaction. Once Ingest returns without error, the
-// event is on disk; a refused event stores nothing.
+// mask card data, map the interaction it completes rule by rule, and store
+// the raw event with the activities of the rules that map and the failures
+// of those that do not, in one transaction. Once Ingest returns without
+// error, the event is on disk; a refused event stores nothing.
 //
-// It also maps stored events again (Remap) and replays events without a
-// daemon, for previews (Preview).
+// It also maps the failed rules of stored events again (Remap) and replays
+// events without a daemon, for previews (PreviewAll).
 package ingest
 
 import (
