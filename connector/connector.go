@@ -18,8 +18,8 @@ import (
 var (
 	ErrBadPayload   = errors.New("bad payload")
 	ErrUnknownEvent = errors.New("unknown event")
-	// ErrInProgress is what Flusher.Flush returns for the snapshot of a
-	// conversation that is not over.
+	// ErrInProgress is what Flusher.FlushLegs returns for the snapshot of
+	// a conversation that is not over.
 	ErrInProgress = errors.New("interaction in progress")
 )
 
@@ -64,36 +64,22 @@ type Event struct {
 // agent closed the browser tab before Genesys MARKDONE_APPLY, or Five9's
 // callEnded arrived and callFinished did not.
 //
-// Flush returns the Interaction a stale snapshot holds when the
-// conversation itself is over (Genesys: RELEASED, ENDED or COMPLETED seen
-// and not yet emitted; Five9: a *Ended seen), flagged in
-// Interaction.Attached as incomplete, with the reason, under the source's
-// own flag keys. It returns no Interaction when the snapshot is not of a
-// finished conversation, or was emitted already; the error tells the caller
-// what to do with the snapshot:
+// FlushLegs returns every leg a stale snapshot holds whose conversation is
+// over (Genesys: RELEASED, ENDED or COMPLETED seen; Five9: a *Ended seen)
+// and that was not emitted yet, in the order they ended: each agent of a
+// transferred call is an Interaction of its own, with its own Leg, flagged
+// in Interaction.Attached as incomplete, with the reason, under the
+// source's own flag keys. The caller stores them all and deletes the
+// snapshot with the last. It returns no Interaction when the snapshot is
+// not of a finished conversation, or was emitted already; the error tells
+// the caller what to do with the snapshot:
 //
-//   - nil, ErrInProgress (wrapped): the conversation is still ringing or
-//     talking; leave the snapshot.
+//   - nil, ErrInProgress (wrapped): a leg is still ringing or talking;
+//     leave the snapshot.
 //   - nil, nil: there is nothing left to log (the Genesys marker kept
 //     until REMOVED after the interaction was emitted); delete it.
 //   - nil, another error: the snapshot cannot be read (damaged, another
 //     version); leave it, the store's retention purges it.
-//
-// Flush returns one Interaction, the leg that ended first, for callers that
-// store one interaction per flush; a snapshot may hold several unlogged legs
-// (agents of a transferred call), and a caller that deletes the snapshot
-// after Flush loses the others. Such a caller uses LegFlusher.
 type Flusher interface {
-	Flush(state []byte) (*Interaction, error)
-}
-
-// LegFlusher is a Flusher that returns every unlogged leg of a stale
-// snapshot: FlushLegs is Flush with all the legs whose conversation is over
-// and that were not emitted yet, in the order they ended (none when Flush
-// returns none), and the same errors. Each is an Interaction of its own,
-// with its own Leg; the caller stores them all with the deletion of the
-// snapshot.
-type LegFlusher interface {
-	Flusher
 	FlushLegs(state []byte) ([]*Interaction, error)
 }

@@ -16,8 +16,13 @@ type Event struct {
 	ReceivedAt time.Time
 	Body       []byte
 	// MappingError, when set, stores the event as mapping_failed with this
-	// message instead of enqueuing deliveries.
+	// message: it could not be mapped at all, and nothing is enqueued.
 	MappingError string
+	// Failures are the rules that failed to map the interaction; the
+	// deliveries of the others are enqueued all the same. An event with
+	// failures is stored as mapping_failed, each failure kept with it (see
+	// RuleFailure) for Remap to map again.
+	Failures []RuleFailure
 	// Interaction is the normalized interaction the event completed, as
 	// JSON, or nil; it is what Remap maps again.
 	Interaction []byte
@@ -64,8 +69,8 @@ func (db *DB) Accept(ctx context.Context, ev Event, ds []NewDelivery) (Accepted,
 
 func (db *DB) accept(ctx context.Context, tx *sql.Tx, ev Event, ds []NewDelivery) (Accepted, error) {
 	state, errText := "processed", sql.NullString{}
-	if ev.MappingError != "" {
-		state, errText = "mapping_failed", sql.NullString{String: ev.MappingError, Valid: true}
+	if msg := failureText(ev.MappingError, ev.Failures); msg != "" {
+		state, errText = "mapping_failed", sql.NullString{String: msg, Valid: true}
 	}
 	var res Accepted
 	err := db.stmt(ctx, tx, sqlInsertEvent).QueryRowContext(ctx,
@@ -86,6 +91,9 @@ func (db *DB) accept(ctx context.Context, tx *sql.Tx, ev Event, ds []NewDelivery
 	}
 	if ev.MappingError != "" {
 		return res, nil
+	}
+	if err := putFailures(ctx, tx, res.EventID, ev.Failures, ev.ReceivedAt); err != nil {
+		return res, err
 	}
 	res.Enqueued, err = db.enqueue(ctx, tx, res.EventID, ev.ReceivedAt, ds)
 	return res, err

@@ -31,7 +31,7 @@ func runEvents(ctx context.Context, args []string, stdout io.Writer, environ []s
 func eventsList(ctx context.Context, args []string, stdout io.Writer, environ []string) error {
 	fs := newFlagSet("events ls")
 	configPath := fs.String("config", "", "TOML config `file` (default: embedded defaults)")
-	failed := fs.Bool("failed", false, "only events whose mapping failed")
+	failed := fs.Bool("failed", false, "only events with a failed rule (one line per rule)")
 	limit := fs.Int("limit", 100, "at most `n` events")
 	asJSON := fs.Bool("json", false, "print JSON, one array")
 	if _, err := parseFlags(fs, args, "[--failed] [--limit N] [--json] [--config FILE]", stdout); err != nil {
@@ -53,18 +53,28 @@ func eventsList(ctx context.Context, args []string, stdout io.Writer, environ []
 	if *asJSON {
 		return printJSON(stdout, append([]outbox.StoredEvent{}, evs...))
 	}
+	// One line per failed rule, each with its target and error; the
+	// other rules of such an event were mapped and enqueued.
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPLATFORM\tTYPE\tRECEIVED\tSTATE\tERROR")
+	fmt.Fprintln(tw, "ID\tPLATFORM\tTYPE\tRECEIVED\tSTATE\tRULE\tERROR")
 	for _, e := range evs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Platform, e.Type,
-			e.ReceivedAt.Local().Format(time.DateTime), e.State, oneLine(e.Error, 80))
+		head := fmt.Sprintf("%d\t%s\t%s\t%s\t%s", e.ID, e.Platform, e.Type,
+			e.ReceivedAt.Local().Format(time.DateTime), e.State)
+		if len(e.Failures) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t%s\n", head, oneLine(e.Error, 80))
+			continue
+		}
+		for _, f := range e.Failures {
+			fmt.Fprintf(tw, "%s\t%s (%s)\t%s\n", head, f.Rule, f.Target, oneLine(f.Error, 80))
+		}
 	}
 	return tw.Flush()
 }
 
-// eventsRemap maps the mapping_failed events again with the configured
-// mappings. The daemon, if it runs, delivers what they make within a
-// second.
+// eventsRemap maps the failed rules of the mapping_failed events again
+// with the configured mappings (only those rules: the others' records were
+// enqueued already). The daemon, if it runs, delivers what they make
+// within a second.
 func eventsRemap(ctx context.Context, args []string, stdout io.Writer, environ []string) error {
 	fs := newFlagSet("events remap")
 	configPath := fs.String("config", "", "TOML config `file` (default: embedded defaults)")
@@ -93,5 +103,8 @@ func eventsRemap(ctx context.Context, args []string, stdout io.Writer, environ [
 		return err
 	}
 	fmt.Fprintf(stdout, "remapped %d events into %d activities; %d still fail\n", r.Remapped, r.Activities, r.StillFailing)
+	if r.Rules > 0 {
+		fmt.Fprintf(stdout, "%d failed rules now map\n", r.Rules)
+	}
 	return nil
 }

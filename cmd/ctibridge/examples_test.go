@@ -125,7 +125,10 @@ var exampleEvents = []struct {
 	// edit, if set, makes the event previewed of the file's contents.
 	edit        func(t *testing.T, event string) string
 	interaction string // what `mapping preview` says it previews, if not the file's last interaction
-	matched     []string
+	// earlier are the rules each interaction the sequence completes before
+	// its last one matches, in order (each agent's leg, a consult leg).
+	earlier [][]string
+	matched []string // the rules the last interaction matches
 }{
 	{platform: "brightpattern", file: "connector/brightpattern/testdata/inbound-call.json",
 		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "servicenow-case-notes", "webhook-interactions", "zendesk-talk-calls"}},
@@ -150,6 +153,12 @@ var exampleEvents = []struct {
 		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions", "zendesk-talk-calls"}},
 	{platform: "five9", file: "connector/five9/testdata/outbound-preview-call.jsonl",
 		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions", "zendesk-talk-calls"}},
+	// A transfer: one record per agent's leg, then the second agent's chat.
+	{platform: "five9", file: "connector/five9/testdata/transfer.jsonl",
+		earlier: [][]string{
+			{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "servicenow-case-notes", "webhook-interactions", "zendesk-talk-calls"},
+			{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "servicenow-case-notes", "webhook-interactions", "zendesk-talk-calls"}},
+		matched: []string{"salesforce-chats-emails", "webhook-interactions"}},
 	{platform: "five9", file: "connector/five9/testdata/chat.jsonl",
 		matched: []string{"salesforce-chats-emails", "webhook-interactions"}},
 	{platform: "five9", file: "connector/five9/testdata/email.jsonl",
@@ -161,11 +170,15 @@ var exampleEvents = []struct {
 	{platform: "genesys", file: "connector/genesys/testdata/email.jsonl",
 		matched: []string{"salesforce-chats-emails", "webhook-interactions"}},
 	// The sequence's last interaction is the customer's call; the consult
-	// leg, which ends first, is the next case.
-	{platform: "genesys", file: "connector/genesys/testdata/consult.jsonl",
+	// leg, which ends first, is shown before it (and alone in the next case).
+	{platform: "genesys", file: "connector/genesys/testdata/consult.jsonl", earlier: [][]string{nil},
 		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions", "zendesk-talk-calls"}},
 	{platform: "genesys", file: "connector/genesys/testdata/consult.jsonl", name: "consult-leg", edit: upTo(`"eventType":"REMOVED"`),
 		interaction: "05NHA0L13O8RBCHAHD8O2LAES0000ABD (voice, internal)", matched: nil},
+	// A transfer: one record per agent's leg.
+	{platform: "genesys", file: "connector/genesys/testdata/transfer.jsonl",
+		earlier: [][]string{{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions", "zendesk-talk-calls"}},
+		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions", "zendesk-talk-calls"}},
 	{platform: "genesys", file: "connector/genesys/testdata/outbound-preview.jsonl",
 		matched: []string{"dynamics-phonecalls", "hubspot-calls", "salesforce-calls", "webhook-interactions"}},
 	{platform: "genesys", file: "connector/genesys/testdata/click-to-dial.jsonl",
@@ -228,37 +241,60 @@ func TestExamples_Previews(t *testing.T) {
 				}
 			}
 
-			var results []struct {
-				Rule, Target, Error string
-				Matched             bool
-				Activity            *struct{ Fields map[string]any }
+			var interactions [][]previewResult // one array per interaction
+			for dec := json.NewDecoder(strings.NewReader(out)); dec.More(); {
+				var results []previewResult
+				if err := dec.Decode(&results); err != nil {
+					t.Fatal(err)
+				}
+				interactions = append(interactions, results)
 			}
-			if err := json.Unmarshal([]byte(out), &results); err != nil {
-				t.Fatal(err)
+			if len(interactions) != len(ev.earlier)+1 {
+				t.Fatalf("the preview shows %d interactions, want %d", len(interactions), len(ev.earlier)+1)
 			}
-			var matched []string
-			for _, r := range results {
-				if r.Error != "" {
-					t.Errorf("rule %s failed: %s", r.Rule, r.Error)
+			for i, results := range interactions {
+				want := ev.matched
+				if i < len(ev.earlier) {
+					want = ev.earlier[i]
 				}
-				if !r.Matched {
-					continue
-				}
-				matched = append(matched, r.Rule)
-				if r.Activity == nil {
-					continue
-				}
-				for field, max := range limits[r.Target] {
-					if s, _ := r.Activity.Fields[field].(string); utf8.RuneCountInString(s) > max {
-						t.Errorf("rule %s: %s has %d characters, more than %s's %d", r.Rule, field, utf8.RuneCountInString(s), r.Target, max)
-					}
-				}
-			}
-			slices.Sort(matched)
-			if !slices.Equal(matched, ev.matched) {
-				t.Errorf("matched rules %v, want %v", matched, ev.matched)
+				checkResults(t, results, want)
 			}
 		})
+	}
+}
+
+// previewResult is what `mapping preview` says of one rule.
+type previewResult struct {
+	Rule, Target, Error string
+	Matched             bool
+	Activity            *struct{ Fields map[string]any }
+}
+
+// checkResults checks the rules a preview of one interaction says matched,
+// and the CRMs' text limits in what they make.
+func checkResults(t *testing.T, results []previewResult, want []string) {
+	t.Helper()
+	var matched []string
+	for _, r := range results {
+		if r.Error != "" {
+			t.Errorf("rule %s failed: %s", r.Rule, r.Error)
+		}
+		if !r.Matched {
+			continue
+		}
+		matched = append(matched, r.Rule)
+		if r.Activity == nil {
+			continue
+		}
+		for field, max := range limits[r.Target] {
+			if s, _ := r.Activity.Fields[field].(string); utf8.RuneCountInString(s) > max {
+				t.Errorf("rule %s: %s has %d characters, more than %s's %d", r.Rule, field, utf8.RuneCountInString(s), r.Target, max)
+			}
+		}
+	}
+	slices.Sort(matched)
+	if !slices.Equal(matched, want) {
+		t.Errorf("matched rules %v, want %v", matched, want)
 	}
 }
 

@@ -94,8 +94,11 @@ func mappingCheck(args []string, stdout, stderr io.Writer, environ []string) err
 }
 
 // mappingPreview decodes an event (or a sequence of them, one per line, as
-// a platform posts them) and prints what each rule makes of the interaction
-// it completes, or why a rule did not match. Nothing is stored or sent.
+// a platform posts them) and prints what each rule makes of each
+// interaction it completes, or why a rule did not match: one JSON array per
+// interaction, in the order the daemon stores them (a transferred call
+// makes one per agent's leg). Like the daemon, it maps the interaction with
+// card numbers and the [redact] patterns masked. Nothing is stored or sent.
 func mappingPreview(args []string, stdout, stderr io.Writer, environ []string) error {
 	fs := newFlagSet("mapping preview")
 	configPath := mappingFlags(fs)
@@ -120,10 +123,20 @@ func mappingPreview(args []string, stdout, stderr io.Writer, environ []string) e
 	if _, err := s.Reload(); err != nil {
 		return fmt.Errorf("the mappings have problems; run `ctibridge mapping check`:\n%w", err)
 	}
-	in, used, err := ingest.Preview(newDecoders(cfg, time.Now), *platform, body)
+	ins, used, err := ingest.PreviewAll(newDecoders(cfg, time.Now), *platform, body)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%s interaction %s (%s, %s)\n", used, in.ID, in.Channel, in.Direction)
-	return printJSON(stdout, s.Current().Explain(in))
+	set := s.Current()
+	for _, in := range ins {
+		leg := ""
+		if in.Leg != "" {
+			leg = ", leg " + in.Leg
+		}
+		fmt.Fprintf(stderr, "%s interaction %s (%s, %s)%s\n", used, in.ID, in.Channel, in.Direction, leg)
+		if err := printJSON(stdout, set.Explain(set.MaskInteraction(in))); err != nil {
+			return err
+		}
+	}
+	return nil
 }

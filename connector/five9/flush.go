@@ -24,12 +24,14 @@ const (
 // flushReason is FlagFlushed's value.
 const flushReason = "no *Finished after the interaction ended"
 
-// Flush implements connector.Flusher: it emits the interaction of a stale
-// snapshot whose *Ended was seen but whose *Finished never came (the agent
-// closed the tab during wrap-up), flagged with FlagIncomplete and
-// FlagFlushed. A snapshot without a *Ended (still ringing or talking, or an
-// email, which has none) is in progress: connector.ErrInProgress.
-func (d Decoder) Flush(state []byte) (*connector.Interaction, error) {
+// FlushLegs implements connector.Flusher: it emits the interaction of a
+// stale snapshot whose *Ended was seen but whose *Finished never came (the
+// agent closed the tab during wrap-up), flagged with FlagIncomplete and
+// FlagFlushed. A Five9 snapshot is one agent's leg (it is keyed by
+// interaction id and agent id), so it returns a list of one. A snapshot
+// without a *Ended (still ringing or talking, or an email, which has none)
+// is in progress: connector.ErrInProgress.
+func (d Decoder) FlushLegs(state []byte) ([]*connector.Interaction, error) {
 	if state == nil {
 		return nil, fmt.Errorf("five9: flush: no snapshot")
 	}
@@ -59,16 +61,5 @@ func (d Decoder) Flush(state []byte) (*connector.Interaction, error) {
 	}
 	in.Attached[FlagIncomplete] = true
 	in.Attached[FlagFlushed] = flushReason
-	return in, nil
-}
-
-// FlushLegs implements connector.LegFlusher. A Five9 snapshot is one
-// agent's leg (it is keyed by interaction id and agent id), so it returns
-// what Flush returns, as a list of one.
-func (d Decoder) FlushLegs(state []byte) ([]*connector.Interaction, error) {
-	in, err := d.Flush(state)
-	if in == nil {
-		return nil, err
-	}
-	return []*connector.Interaction{in}, err
+	return []*connector.Interaction{in}, nil
 }

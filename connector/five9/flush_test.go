@@ -42,7 +42,7 @@ func snapshotUntil(t *testing.T, stop string) []byte {
 
 func TestFlush_EndedNeverFinished(t *testing.T) {
 	var _ connector.Flusher = Decoder{}
-	in, err := Decoder{}.Flush(snapshotUntil(t, "callFinished"))
+	in, err := flush(t, snapshotUntil(t, "callFinished"))
 	if err != nil || in == nil {
 		t.Fatalf("Flush = %v, %v; want the interaction", in, err)
 	}
@@ -58,7 +58,6 @@ func TestFlush_EndedNeverFinished(t *testing.T) {
 // TestFlushLegs: a Five9 snapshot is one agent's leg, flushed as a list of
 // one with the agent as its leg; a leg in progress is none.
 func TestFlushLegs(t *testing.T) {
-	var _ connector.LegFlusher = Decoder{}
 	legs, err := Decoder{}.FlushLegs(snapshotUntil(t, "callFinished"))
 	if err != nil || len(legs) != 1 || legs[0].Leg == "" || legs[0].Leg != legs[0].Agent.ID {
 		t.Fatalf("FlushLegs = %v, %v; want one leg, the agent's", legs, err)
@@ -70,7 +69,7 @@ func TestFlushLegs(t *testing.T) {
 }
 
 func TestFlush_Accepted(t *testing.T) {
-	in, err := Decoder{}.Flush(snapshotUntil(t, "callEnded"))
+	in, err := flush(t, snapshotUntil(t, "callEnded"))
 	if in != nil || !errors.Is(err, connector.ErrInProgress) {
 		t.Errorf("Flush = %v, %v; want nil, ErrInProgress", in, err)
 	}
@@ -78,12 +77,25 @@ func TestFlush_Accepted(t *testing.T) {
 
 func TestFlush_Damaged(t *testing.T) {
 	for _, state := range []string{``, `{`, `[]`, `{"v":2,"id":"x"}`, `{"v":1,"endedAt":"2026-11-21T14:31:25Z"}`} {
-		in, err := Decoder{}.Flush([]byte(state))
+		in, err := flush(t, []byte(state))
 		if in != nil || err == nil || errors.Is(err, connector.ErrInProgress) {
 			t.Errorf("Flush(%q) = %v, %v; want an error", state, in, err)
 		}
 	}
-	if _, err := (Decoder{}).Flush(nil); err == nil {
+	if _, err := flush(t, nil); err == nil {
 		t.Error("Flush(nil): no error")
 	}
+}
+
+// flush is FlushLegs of a snapshot that holds at most one unlogged leg.
+func flush(t *testing.T, state []byte) (*connector.Interaction, error) {
+	t.Helper()
+	legs, err := Decoder{}.FlushLegs(state)
+	if len(legs) > 1 {
+		t.Fatalf("FlushLegs = %d legs, want at most 1", len(legs))
+	}
+	if len(legs) == 0 {
+		return nil, err
+	}
+	return legs[0], err
 }

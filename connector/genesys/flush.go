@@ -8,25 +8,14 @@ import (
 	"github.com/ctibridge/ctibridge/connector"
 )
 
-// FlagFlushed is set, with the reason, on an interaction that Flush
+// FlagFlushed is set, with the reason, on an interaction that FlushLegs
 // emitted from a stale snapshot because its done event never came.
 const FlagFlushed = "ctibridge_flushed"
 
 // flushReason is FlagFlushed's value.
 const flushReason = "no MARKDONE_APPLY, COMPLETED or REMOVED after the interaction ended"
 
-// Flush implements connector.Flusher: it returns the first of FlushLegs,
-// the leg that ended first. A caller that deletes the snapshot afterwards
-// loses the other legs; the daemon calls FlushLegs.
-func (d Decoder) Flush(state []byte) (*connector.Interaction, error) {
-	legs, err := d.FlushLegs(state)
-	if err != nil || len(legs) == 0 {
-		return nil, err
-	}
-	return legs[0], nil
-}
-
-// FlushLegs implements connector.LegFlusher. It returns the legs of a stale
+// FlushLegs implements connector.Flusher. It returns the legs of a stale
 // snapshot whose conversation ended (RELEASED, ENDED or COMPLETED seen) but
 // that were never emitted, because the done event never came (the agent
 // closed the tab before MARKDONE_APPLY), in the order they ended, each

@@ -64,7 +64,7 @@ func TestFlush_ReleasedNeverDone(t *testing.T) {
 	states := replayUntil(t, "inbound-call", func(l string) bool {
 		return strings.Contains(l, `"MARKDONE_APPLY"`) || strings.Contains(l, `"REMOVED"`)
 	})
-	in, err := Decoder{}.Flush(only(t, states))
+	in, err := flush(t, only(t, states))
 	if err != nil || in == nil {
 		t.Fatalf("Flush = %v, %v; want the interaction", in, err)
 	}
@@ -82,7 +82,7 @@ func TestFlush_Established(t *testing.T) {
 		released = released || strings.Contains(l, `"RELEASED"`)
 		return released
 	})
-	in, err := Decoder{}.Flush(only(t, states))
+	in, err := flush(t, only(t, states))
 	if in != nil || !errors.Is(err, connector.ErrInProgress) {
 		t.Errorf("Flush = %v, %v; want nil, ErrInProgress", in, err)
 	}
@@ -110,7 +110,7 @@ func TestFlush_Emitted(t *testing.T) {
 		}
 		states[ev.StateKey] = ev.State
 	}
-	in, err := Decoder{}.Flush(only(t, states))
+	in, err := flush(t, only(t, states))
 	if in != nil || err != nil {
 		t.Errorf("Flush = %v, %v; want nil, nil", in, err)
 	}
@@ -118,9 +118,22 @@ func TestFlush_Emitted(t *testing.T) {
 
 func TestFlush_Damaged(t *testing.T) {
 	for _, state := range []string{``, `{`, `[]`, `{"v":99,"id":"x","legs":[]}`, `{"v":1,"legs":[]}`} {
-		in, err := Decoder{}.Flush([]byte(state))
+		in, err := flush(t, []byte(state))
 		if in != nil || err == nil || errors.Is(err, connector.ErrInProgress) {
 			t.Errorf("Flush(%s) = %v, %v; want an error", state, in, err)
 		}
 	}
+}
+
+// flush is FlushLegs of a snapshot that holds at most one unlogged leg.
+func flush(t *testing.T, state []byte) (*connector.Interaction, error) {
+	t.Helper()
+	legs, err := Decoder{}.FlushLegs(state)
+	if len(legs) > 1 {
+		t.Fatalf("FlushLegs = %d legs, want at most 1", len(legs))
+	}
+	if len(legs) == 0 {
+		return nil, err
+	}
+	return legs[0], err
 }

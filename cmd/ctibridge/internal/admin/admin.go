@@ -416,7 +416,8 @@ func (s *Server) handleAdminStats(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleAdminEvents lists stored events, newest first;
-// ?state=mapping_failed for those to fix.
+// ?state=mapping_failed for those to fix, each with its failed rules
+// (failures: rule, target, error).
 func (s *Server) handleAdminEvents(w http.ResponseWriter, r *http.Request) {
 	f := outbox.EventFilter{State: outbox.EventState(r.URL.Query().Get("state"))}
 	if f.State != "" && f.State != outbox.EventProcessed && f.State != outbox.EventMappingFailed {
@@ -439,8 +440,10 @@ func (s *Server) handleAdminEvents(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, append([]outbox.StoredEvent{}, evs...))
 }
 
-// handleAdminRemap maps every mapping_failed event again with the current
-// mappings.
+// handleAdminRemap maps the failed rules of every mapping_failed event
+// again with the current mappings (only those rules: the others' records
+// were enqueued already), enqueues what now maps and clears those
+// failures.
 func (s *Server) handleAdminRemap(w http.ResponseWriter, r *http.Request) {
 	res, err := ingest.Remap(r.Context(), s.DB, s.Mappings.Current(), s.Now(), s.Notify)
 	if err != nil {

@@ -22,9 +22,11 @@ const FlushEventType = "FLUSH"
 // FlushStale logs the interactions whose conversation is over but whose
 // completing event never came (the agent closed the browser tab before
 // Genesys MARKDONE_APPLY, Five9 callFinished never arrived): for each
-// source that keeps snapshots (connector.Flusher), the snapshots not updated
-// for after[platform] are flushed, each by a synthetic FLUSH event stored
-// like a real one, which deletes the snapshot in the same transaction.
+// source that keeps snapshots (connector.Flusher), the snapshots not
+// updated for after[platform] are flushed. Every unlogged leg of a
+// snapshot (each agent of a transferred call) is stored as a synthetic
+// FLUSH event of its own, like a real one, and the last of them deletes
+// the snapshot in its transaction.
 func (p *Pipeline) FlushStale(ctx context.Context, after map[string]time.Duration) {
 	for _, platform := range p.Platforms() {
 		f, ok := p.Decoders[platform].(connector.Flusher)
@@ -46,7 +48,7 @@ func (p *Pipeline) FlushStale(ctx context.Context, after map[string]time.Duratio
 }
 
 // flushPlatform flushes the snapshots of platform not updated since
-// before. It returns how many interactions were logged and how many
+// before. It returns how many interactions (legs) were logged and how many
 // snapshots of interactions logged already were deleted.
 func (p *Pipeline) flushPlatform(ctx context.Context, platform string, f connector.Flusher, before time.Time) (flushed, deleted int, err error) {
 	states, err := p.DB.StaleStates(ctx, platform, before, flushBatch)
@@ -54,13 +56,13 @@ func (p *Pipeline) flushPlatform(ctx context.Context, platform string, f connect
 		return 0, 0, err
 	}
 	for _, s := range states {
-		in, done, err := p.flushOne(ctx, platform, f, s.Key, s.Data)
+		legs, done, err := p.flushOne(ctx, platform, f, s.Key, s.Data)
 		if err != nil {
 			return flushed, deleted, err
 		}
 		switch {
-		case in:
-			flushed++
+		case legs > 0:
+			flushed += legs
 		case done:
 			deleted++
 		}
@@ -70,55 +72,79 @@ func (p *Pipeline) flushPlatform(ctx context.Context, platform string, f connect
 
 // flushOne flushes one snapshot under its interaction's lock, so that it
 // cannot race a late real event: when the snapshot changed since it was
-// read, it is left for a later run. It reports whether an interaction was
-// logged, and whether the snapshot was deleted.
-func (p *Pipeline) flushOne(ctx context.Context, platform string, f connector.Flusher, key string, data []byte) (logged, deleted bool, err error) {
+// read, it is left for a later run. It reports how many legs were logged,
+// and whether the snapshot was deleted.
+//
+// Each leg is its own event, keyed "flush:"+key+":"+leg; only the last one
+// deletes the snapshot, in its own transaction. A crash midway leaves the
+// snapshot, unchanged, with the legs stored so far: the next run flushes
+// it again, the legs stored already are duplicates of their events (and
+// their records of their deliveries), and the rest are stored then. No leg
+// is lost, none is logged twice.
+func (p *Pipeline) flushOne(ctx context.Context, platform string, f connector.Flusher, key string, data []byte) (logged int, deleted bool, err error) {
 	unlock := p.states.lock(platform + "\x00" + key)
 	defer unlock()
 	cur, err := p.DB.State(ctx, platform, key)
 	if err != nil {
-		return false, false, err
+		return 0, false, err
 	}
 	if cur == nil || !bytes.Equal(cur, data) {
-		return false, false, nil // updated or deleted meanwhile
+		return 0, false, nil // updated or deleted meanwhile
 	}
-	in, err := f.Flush(cur)
+	legs, err := f.FlushLegs(cur)
 	switch {
 	case errors.Is(err, connector.ErrInProgress):
-		return false, false, nil
+		return 0, false, nil
 	case err != nil:
 		// Left for the retention to purge: logging a damaged snapshot
 		// would guess, and refusing it must not stop the others.
 		p.logger().Warn("stale snapshot cannot be flushed", "platform", platform, "key", key, "err", err)
-		return false, false, nil
+		return 0, false, nil
 	}
-	reason := "the interaction was logged already; its last event never came"
-	if in != nil {
-		reason = "the interaction ended but its completing event never came"
-		// Both sources say why under this key (genesys.FlagFlushed,
-		// five9.FlagFlushed).
-		if r, ok := in.Attached["ctibridge_flushed"].(string); ok && r != "" {
-			reason = r
+	if len(legs) == 0 {
+		// Logged already: one event that deletes the snapshot.
+		legs = []*connector.Interaction{nil}
+	}
+	for i, in := range legs {
+		last := i == len(legs)-1
+		ev := connector.Event{Platform: platform, Type: FlushEventType, Key: "flush:" + key, Interaction: in}
+		reason, leg := "the interaction was logged already; its last event never came", ""
+		if in != nil {
+			leg = in.Leg
+			ev.Key += ":" + leg
+			reason = "the interaction ended but its completing event never came"
+			// Both sources say why under this key (genesys.FlagFlushed,
+			// five9.FlagFlushed).
+			if r, ok := in.Attached["ctibridge_flushed"].(string); ok && r != "" {
+				reason = r
+			}
+		}
+		if last {
+			ev.StateKey = key // State nil: deleted
+		}
+		body, err := marshal(struct {
+			Flush  string `json:"flush"`
+			Leg    string `json:"leg,omitempty"`
+			Reason string `json:"reason"`
+		}{key, leg, reason})
+		if err != nil {
+			return logged, false, err
+		}
+		res, err := p.store(ctx, ev, body)
+		if err == nil && res.Duplicate && last {
+			// The same key was flushed before (a late event made a new
+			// snapshot under it, or a crash came before the deletion):
+			// this flush is another event, which deletes the snapshot.
+			// Its records are those of the earlier one, not sent twice.
+			ev.Key += ":" + strconv.FormatInt(p.now().UnixMilli(), 10)
+			res, err = p.store(ctx, ev, body)
+		}
+		if err != nil {
+			return logged, false, fmt.Errorf("flush %s: %w", key, err)
+		}
+		if in != nil && !res.Duplicate {
+			logged++
 		}
 	}
-	body, err := marshal(struct {
-		Flush  string `json:"flush"`
-		Reason string `json:"reason"`
-	}{key, reason})
-	if err != nil {
-		return false, false, err
-	}
-	ev := connector.Event{Platform: platform, Type: FlushEventType, Key: "flush:" + key,
-		Interaction: in, StateKey: key, State: nil}
-	res, err := p.store(ctx, ev, body)
-	if err == nil && res.Duplicate {
-		// The same key was flushed before (a late event made a new
-		// snapshot under it): this flush is another event.
-		ev.Key += ":" + strconv.FormatInt(p.now().UnixMilli(), 10)
-		res, err = p.store(ctx, ev, body)
-	}
-	if err != nil {
-		return false, false, fmt.Errorf("flush %s: %w", key, err)
-	}
-	return in != nil && !res.Duplicate, !res.Duplicate, nil
+	return logged, true, nil
 }

@@ -1,12 +1,13 @@
 // Package ingest is the pipeline every platform event goes through,
 // whatever brought it (an HTTP post, the Genesys Web Services subscription,
 // the flush of a stale snapshot): decode it under its interaction's lock,
-// map the interaction it completes, and store the raw event with its
-// activities in one transaction. Once Ingest returns without error, the
-// event is on disk; a refused event stores nothing.
+// mask card data, map the interaction it completes rule by rule, and store
+// the raw event with the activities of the rules that map and the failures
+// of those that do not, in one transaction. Once Ingest returns without
+// error, the event is on disk; a refused event stores nothing.
 //
-// It also maps stored events again (Remap) and replays events without a
-// daemon, for previews (Preview).
+// It also maps the failed rules of stored events again (Remap) and replays
+// events without a daemon, for previews (PreviewAll).
 package ingest
 
 import (
@@ -54,9 +55,13 @@ type Result struct {
 	ID         int64 `json:"id"`
 	Duplicate  bool  `json:"duplicate"`
 	Activities int   `json:"activities"`
-	// MappingError says why the event produced no activities; the event is
-	// stored all the same.
+	// MappingError says that rules failed (the first one's error, or why
+	// nothing could be mapped); the event is stored all the same, as
+	// mapping_failed, and the other rules' activities are enqueued.
 	MappingError string `json:"mappingError,omitempty"`
+	// FailedRules are the rules that failed, each with its error, kept
+	// with the event until `events remap` maps them.
+	FailedRules []outbox.RuleFailure `json:"failedRules,omitempty"`
 }
 
 // StorageError marks a failure to read or write the outbox, as opposed to
@@ -145,36 +150,50 @@ func (p *Pipeline) Platforms() []string {
 }
 
 // store maps ev and stores it with its activities.
+//
+// Card data must not rest on disk (PCI DSS): the raw body and the
+// interaction are masked (card numbers, the [redact] patterns) before they
+// are stored, and the rules map the masked interaction, so what is stored
+// and what is sent agree. The snapshot (ev.State) is stored as the source
+// wrote it: it holds identifiers (interaction and agent ids, phone
+// numbers) as JSON text, which masking cannot tell from free text, and a
+// 13-19 digit id that passes the Luhn check would be masked, so that the
+// next event of the call no longer finds its snapshot or its leg. A
+// snapshot lives only until its interaction is logged (deleted with the
+// completing event or by the flush) or the retention purges it.
 func (p *Pipeline) store(ctx context.Context, ev connector.Event, body []byte) (Result, error) {
-	var err error
-	stored := outbox.Event{Platform: ev.Platform, Key: ev.Key, Type: ev.Type, ReceivedAt: p.now(), Body: body,
-		StateKey: ev.StateKey, State: ev.State}
-	if ev.Interaction != nil {
-		if stored.Interaction, err = encodeInteraction(ev.Interaction); err != nil {
+	set := p.Mappings()
+	in := set.MaskInteraction(ev.Interaction)
+	stored := outbox.Event{Platform: ev.Platform, Key: ev.Key, Type: ev.Type, ReceivedAt: p.now(),
+		Body: set.MaskJSON(body), StateKey: ev.StateKey, State: ev.State}
+	var deliveries []outbox.NewDelivery
+	if in != nil {
+		var err error
+		if stored.Interaction, err = encodeInteraction(in); err != nil {
 			return Result{}, err
 		}
-	}
-	deliveries, err := EncodeActivities(p.Mappings(), ev.Interaction)
-	if err != nil {
-		// Kept, not lost: the event is stored as mapping_failed, to be
-		// mapped again once the mapping is fixed.
-		stored.MappingError = err.Error()
+		// Rule by rule: the rules that map are enqueued, each failed one
+		// is kept with its error, to be mapped again once fixed.
+		deliveries, stored.Failures = MapEach(set, in)
 	}
 	res, err := p.DB.Accept(ctx, stored, deliveries)
 	if err != nil {
 		return Result{}, StorageError{err}
 	}
-	if stored.MappingError != "" && !res.Duplicate {
-		p.logger().Warn("mapping failed; event kept as mapping_failed", "event_id", res.EventID,
-			"platform", ev.Platform, "err", stored.MappingError)
+	out := Result{ID: res.EventID, Duplicate: res.Duplicate, Activities: res.Enqueued}
+	if len(stored.Failures) > 0 && !res.Duplicate {
+		out.FailedRules, out.MappingError = stored.Failures, stored.Failures[0].Error
+		for _, f := range stored.Failures {
+			p.logger().Warn("mapping rule failed; event kept as mapping_failed", "event_id", res.EventID,
+				"platform", ev.Platform, "rule", f.Rule, "target", f.Target, "err", f.Error)
+		}
 	}
 	if res.Enqueued > 0 && p.Notify != nil {
 		for _, d := range deliveries {
 			p.Notify(d.Target)
 		}
 	}
-	return Result{ID: res.EventID, Duplicate: res.Duplicate, Activities: res.Enqueued,
-		MappingError: stored.MappingError}, nil
+	return out, nil
 }
 
 func (p *Pipeline) now() time.Time {
@@ -189,6 +208,32 @@ func (p *Pipeline) logger() *slog.Logger {
 		return p.Logger
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// MapEach maps in with set rule by rule (only the named rules, when rules
+// are given; see mapping.Set.ApplyEach) and serializes the activity of
+// each rule that maps once: these bytes are sent on every attempt. A rule
+// that fails is returned with its error instead, never holding back the
+// others.
+func MapEach(set *mapping.Set, in *connector.Interaction, rules ...string) ([]outbox.NewDelivery, []outbox.RuleFailure) {
+	outs, err := set.ApplyEach(in, rules...)
+	if err != nil { // in is nil: nothing to map
+		return nil, nil
+	}
+	var ds []outbox.NewDelivery
+	var fails []outbox.RuleFailure
+	for _, o := range outs {
+		if o.Err == nil {
+			var b []byte
+			if b, o.Err = marshal(o.Activity); o.Err == nil {
+				ds = append(ds, outbox.NewDelivery{Target: o.Activity.Target, Key: o.Activity.Key, Payload: b})
+				continue
+			}
+			o.Err = fmt.Errorf("rule %q: encode activity: %w", o.Rule, o.Err)
+		}
+		fails = append(fails, outbox.RuleFailure{Rule: o.Rule, Target: o.Target, Error: o.Err.Error()})
+	}
+	return ds, fails
 }
 
 // EncodeActivities applies set to in (nil makes nothing) and serializes

@@ -10,10 +10,12 @@ import (
 	"github.com/ctibridge/ctibridge/connector"
 )
 
-// Preview runs body through platform's decoder (or each one in turn, when
-// platform is empty) with an in-memory snapshot, as the daemon would, and
-// returns the last interaction it completes and the platform that read it.
-func Preview(decoders map[string]Decoder, platform string, body []byte) (*connector.Interaction, string, error) {
+// PreviewAll runs body through platform's decoder (or each one in turn,
+// when platform is empty) with an in-memory snapshot, as the daemon would,
+// and returns every interaction it completes (each agent's leg of a
+// transferred call, a consult leg and the customer's call …), in the order
+// the daemon would store them, and the platform that read it.
+func PreviewAll(decoders map[string]Decoder, platform string, body []byte) ([]*connector.Interaction, string, error) {
 	names := []string{platform}
 	if platform == "" {
 		names = names[:0]
@@ -28,24 +30,34 @@ func Preview(decoders map[string]Decoder, platform string, body []byte) (*connec
 		if !ok {
 			return nil, "", fmt.Errorf("unknown platform %q", name)
 		}
-		in, err := replay(dec, body)
+		ins, err := replay(dec, body)
 		if err == nil {
-			return in, name, nil
+			return ins, name, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", name, err))
 	}
 	return nil, "", fmt.Errorf("no platform makes an interaction of this event:\n%w", errors.Join(errs...))
 }
 
+// Preview is PreviewAll's last interaction, for a caller that shows one.
+func Preview(decoders map[string]Decoder, platform string, body []byte) (*connector.Interaction, string, error) {
+	ins, name, err := PreviewAll(decoders, platform, body)
+	if err != nil {
+		return nil, "", err
+	}
+	return ins[len(ins)-1], name, nil
+}
+
 // replay decodes each line of body (or body whole, when it is one JSON
-// document) with an in-memory snapshot store and duplicate detection.
-func replay(dec Decoder, body []byte) (*connector.Interaction, error) {
+// document) with an in-memory snapshot store and duplicate detection, and
+// returns the interactions the events complete, in order.
+func replay(dec Decoder, body []byte) ([]*connector.Interaction, error) {
 	lines := [][]byte{body}
 	if !json.Valid(body) {
 		lines = bytes.Split(body, []byte("\n"))
 	}
 	states, seen := map[string][]byte{}, map[string]bool{}
-	var last *connector.Interaction
+	var out []*connector.Interaction
 	for i, line := range lines {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
@@ -66,11 +78,11 @@ func replay(dec Decoder, body []byte) (*connector.Interaction, error) {
 			}
 		}
 		if ev.Interaction != nil {
-			last = ev.Interaction
+			out = append(out, ev.Interaction)
 		}
 	}
-	if last == nil {
+	if len(out) == 0 {
 		return nil, errors.New("the events complete no interaction (a sequence needs its last event, such as callFinished or MARKDONE_APPLY)")
 	}
-	return last, nil
+	return out, nil
 }

@@ -14,15 +14,20 @@ import (
 
 // Remapped counts the outcome of Remap.
 type Remapped struct {
-	Remapped     int `json:"remapped"`     // events now mapped
+	Remapped     int `json:"remapped"`     // events now mapped in full
+	Rules        int `json:"rules"`        // failed rules that now map (or no longer match)
 	Activities   int `json:"activities"`   // deliveries they enqueued
-	StillFailing int `json:"stillFailing"` // events whose mapping fails still
+	StillFailing int `json:"stillFailing"` // events with a rule that fails still
 }
 
-// Remap maps every mapping_failed event of db again with set, newest
-// first, a page at a time, enqueuing the activities of those that now map,
-// as of now. notify, when not nil, is told each target of the set
-// afterwards.
+// Remap maps the failed rules of every mapping_failed event of db again
+// with set, newest first, a page at a time, as of now: only the rules that
+// failed (mapping.Set.ApplyEach with their names), so that the rules that
+// mapped already are not sent twice. It enqueues what now maps and clears
+// those rules' failures; an event is processed once none is left. An
+// event that failed as a whole (stored before rule-by-rule mapping) has
+// all its rules mapped again. notify, when not nil, is told each target of
+// the set afterwards.
 func Remap(ctx context.Context, db *outbox.DB, set *mapping.Set, now time.Time, notify func(target string)) (Remapped, error) {
 	const page = 500
 	var r Remapped
@@ -33,13 +38,16 @@ func Remap(ctx context.Context, db *outbox.DB, set *mapping.Set, now time.Time, 
 			return r, err
 		}
 		for _, e := range evs {
-			n, ok, err := remapOne(ctx, db, set, e, now)
+			n, left, err := remapOne(ctx, db, set, e, now)
 			if err != nil {
 				return r, err
 			}
-			if ok {
+			r.Activities += n
+			if len(e.Failures) > 0 {
+				r.Rules += len(e.Failures) - left
+			}
+			if left == 0 {
 				r.Remapped++
-				r.Activities += n
 			} else {
 				r.StillFailing++
 			}
@@ -57,20 +65,24 @@ func Remap(ctx context.Context, db *outbox.DB, set *mapping.Set, now time.Time, 
 	return r, nil
 }
 
-// remapOne maps one stored event again and records the outcome.
-func remapOne(ctx context.Context, db *outbox.DB, set *mapping.Set, e outbox.StoredEvent, now time.Time) (int, bool, error) {
-	var mapErr error
-	var ds []outbox.NewDelivery
+// remapOne maps the failed rules of one stored event again and records
+// the outcome. It returns the deliveries enqueued and how many rules fail
+// still (1 for an event that cannot be mapped at all).
+func remapOne(ctx context.Context, db *outbox.DB, set *mapping.Set, e outbox.StoredEvent, now time.Time) (int, int, error) {
 	if e.Interaction == nil {
-		mapErr = errors.New("the event stored no interaction to map")
-	} else {
-		var in connector.Interaction
-		if err := json.Unmarshal(e.Interaction, &in); err != nil {
-			mapErr = fmt.Errorf("stored interaction: %w", err)
-		} else {
-			ds, mapErr = EncodeActivities(set, &in)
-		}
+		_, err := db.Remap(ctx, e.ID, nil, nil, errors.New("the event stored no interaction to map"), now)
+		return 0, 1, err
 	}
-	n, err := db.Remap(ctx, e.ID, ds, mapErr, now)
-	return n, mapErr == nil, err
+	var in connector.Interaction
+	if err := json.Unmarshal(e.Interaction, &in); err != nil {
+		_, err := db.Remap(ctx, e.ID, nil, nil, fmt.Errorf("stored interaction: %w", err), now)
+		return 0, 1, err
+	}
+	var rules []string // none for an event that failed as a whole: every rule again
+	for _, f := range e.Failures {
+		rules = append(rules, f.Rule)
+	}
+	ds, fails := MapEach(set, &in, rules...)
+	n, err := db.Remap(ctx, e.ID, ds, fails, nil, now)
+	return n, len(fails), err
 }
