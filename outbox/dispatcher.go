@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -329,7 +330,8 @@ func (d *Dispatcher) finish(t *Target, m Message, r Receipt, err error, start ti
 		}
 	case isPermanent(err):
 		a.Outcome, a.Class, a.Error = OutcomeDead, errorClass(status, err), err.Error()
-		log.Error("delivery failed permanently", "status", status, "err", err)
+		log.Error("delivery failed permanently", "status", status, "error_class", a.Class, "err", logError(m, err))
+		log.Debug("delivery failed permanently", "err", err)
 	default:
 		a.Class, a.Error = errorClass(status, err), err.Error()
 		if d.sendCtx.Err() != nil {
@@ -337,12 +339,15 @@ func (d *Dispatcher) finish(t *Target, m Message, r Receipt, err error, start ti
 			a.Outcome, a.NextAttemptAt = OutcomeRetry, now
 		} else if next, ok := t.Retry.Next(now, m.CreatedAt, m.Attempt, retryAfter(err)); ok {
 			a.Outcome, a.NextAttemptAt = OutcomeRetry, next
-			log.Warn("delivery failed, will retry", "status", status, "err", err, "next_attempt_at", next)
+			log.Warn("delivery failed, will retry", "status", status, "error_class", a.Class, "err", logError(m, err),
+				"next_attempt_at", next)
+			log.Debug("delivery failed, will retry", "err", err)
 		} else {
 			a.Outcome = OutcomeDead
 			a.Error = fmt.Sprintf("gave up after %d attempts over %s: %s",
 				m.Attempt, now.Sub(m.CreatedAt).Round(time.Second), a.Error)
-			log.Error("delivery given up", "status", status, "err", err)
+			log.Error("delivery given up", "status", status, "error_class", a.Class, "err", logError(m, err))
+			log.Debug("delivery given up", "err", err)
 		}
 	}
 	if d.sendCtx.Err() == nil {
@@ -418,6 +423,17 @@ func retryAfter(err error) time.Duration {
 		return r.RetryAfter()
 	}
 	return 0
+}
+
+// logError is err as the log shows it above debug: without the target's
+// answer, which may quote the record (names, numbers, notes); the attempt
+// keeps it, for `ctibridge outbox show`.
+func logError(m Message, err error) string {
+	text := err.Error()
+	if body := responseBody(err); body != "" {
+		text = strings.ReplaceAll(text, body, fmt.Sprintf("[the CRM's answer: ctibridge outbox show %d]", m.ID))
+	}
+	return text
 }
 
 // errorClass names the kind of failure, for filtering and metrics.

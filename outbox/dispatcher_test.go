@@ -1,9 +1,11 @@
 package outbox_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -408,4 +410,62 @@ func TestDispatcher_SendBatchShortAnswer(t *testing.T) {
 	if a := res.Attempts[0]; a.Outcome != outbox.OutcomeRetry || !strings.Contains(a.Error, "0 receipts and 0 errors for a batch of 1") {
 		t.Errorf("attempt = %+v, want a retry saying the target's answer was short", a)
 	}
+}
+
+// bodyErr is a failure that carries the target's answer, as
+// connector.DeliveryError does.
+type bodyErr struct{ body string }
+
+func (e bodyErr) Error() string        { return "HTTP 400: " + e.body }
+func (e bodyErr) Permanent() bool      { return true }
+func (e bodyErr) ResponseBody() string { return e.body }
+
+// TestDispatcher_LogsNoRecordData: a CRM that quotes the record in its
+// answer (a name, a number) has that answer kept with the attempt, but the
+// log above debug names the delivery and the class of failure, not the
+// answer.
+func TestDispatcher_LogsNoRecordData(t *testing.T) {
+	db := MustOpenDB(t)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	const answer = `{"message":"duplicate of Maria Lopez, +14155550142"}`
+	send := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
+		return outbox.Receipt{Status: 400}, bodyErr{answer}
+	}
+	d := &outbox.Dispatcher{DB: db, Now: clockAt(t0), Logger: logger,
+		Targets: []outbox.Target{{Name: "crm", Send: send, Retry: outbox.DefaultRetryPolicy()}}}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	mustAccept(t, db, "e1", "crm", "k1")
+	d.Notify("crm")
+	waitFor(t, "the delivery to be dead", func() bool { return states(t, db)["k1"].State == outbox.StateDead })
+	res, err := db.Show(context.Background(), states(t, db)["k1"].ID)
+	if err != nil || len(res.Attempts) != 1 || res.Attempts[0].ResponseBody != answer {
+		t.Fatalf("attempts = %+v, %v; want the CRM's answer kept", res.Attempts, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := logs.String()
+	if strings.Contains(out, "Maria") || strings.Contains(out, "4155550142") {
+		t.Errorf("the log shows the record's data:\n%s", out)
+	}
+	if !strings.Contains(out, "delivery failed permanently") || !strings.Contains(out, "outbox show 1") ||
+		!strings.Contains(out, "error_class=http_4xx") {
+		t.Errorf("the log does not say which delivery failed and how:\n%s", out)
+	}
+}
+
+// lockedWriter serializes writes from the dispatcher's goroutines.
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

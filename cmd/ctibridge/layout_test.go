@@ -48,6 +48,7 @@ var internalImports = map[string][]string{
 	"httpjson": nil,
 	"ingest":   nil,
 	"jobs":     nil,
+	"logging":  nil,
 	"metrics":  {"ingest"},
 	"server":   {"access", "dial", "httpjson", "ingest", "metrics", "tlsfile"},
 	"tlsfile":  nil,

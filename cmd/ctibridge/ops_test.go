@@ -10,12 +10,17 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,4 +127,92 @@ func TestBackup(t *testing.T) {
 	if code, _, errOut := runCLI(t, "backup", "--config", path, copyPath); code != 1 || !strings.Contains(errOut, "exist") {
 		t.Errorf("a second backup to the same file = %d %q, want 1 refusing to overwrite", code, errOut)
 	}
+}
+
+// TestServe_LogsHoldNoSecret runs the daemon with every kind of secret
+// configured, at debug level, against a CRM that echoes the request's
+// headers in its errors, and checks that no secret reaches the log.
+func TestServe_LogsHoldNoSecret(t *testing.T) {
+	const (
+		sourceToken  = "src-tok-5f2a9c"
+		adminToken   = "adm-tok-71be0d"
+		clientSecret = "cli-sec-93aa41"
+		headerValue  = "hdr-val-c0ffee"
+	)
+	crm := connectortest.NewFakeCRM(t)
+	crm.Respond(func(r connectortest.Request) connectortest.Response {
+		return connectortest.Response{Status: 400, Body: fmt.Sprintf("bad request; you sent %v", r.Header)}
+	})
+	token := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"acc-tok-44d1e2","token_type":"Bearer","expires_in":3600}`)
+	}))
+	t.Cleanup(token.Close)
+	path := writeConfigWith(t, t.TempDir(), testMapping, `
+[admin]
+token = "${ADMIN_TOKEN}"
+
+[sources.brightpattern]
+token = "${SOURCE_TOKEN}"
+
+[targets.crm]
+type = "webhook"
+url = "`+crm.URL+`"
+secret = "${CRM_SECRET}"
+headers = { "X-Api-Key" = "${HEADER_VALUE}" }
+token_url = "`+token.URL+`"
+client_id = "ctibridge"
+client_secret = "${CLIENT_SECRET}"
+`)
+	// The config writer put an [admin] table already: merge by environment.
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(b), "\n[admin]\ntoken = \"${ADMIN_TOKEN}\"\n", "\n", 1)), 0o600)
+	environ := append(testEnviron, "CTIBRIDGE_ADMIN__TOKEN="+adminToken, "SOURCE_TOKEN="+sourceToken,
+		"HEADER_VALUE="+headerValue, "CLIENT_SECRET="+clientSecret)
+	cfg, err := config.Load(path, environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	m := NewMain(cfg, slog.New(slog.NewTextHandler(&lockedBuffer{b: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err := m.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+
+	req, _ := http.NewRequest("POST", "http://"+m.Addr()+"/v1/events/brightpattern", bytes.NewReader(readExample(t)))
+	req.Header.Set("Authorization", "Bearer "+sourceToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST = %v, %v", resp, err)
+	}
+	waitFor(t, "the delivery to be dead", func() bool {
+		ds := mustList(t, m.DB)
+		return len(ds) == 1 && ds[0].State == outbox.StateDead
+	})
+	m.Close(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	out := logs.String()
+	if !strings.Contains(out, "delivery failed permanently") {
+		t.Fatalf("the log does not show the failure:\n%s", out)
+	}
+	for _, secret := range []string{sourceToken, adminToken, clientSecret, headerValue, "acc-tok-44d1e2",
+		strings.TrimPrefix(testSecret, "whsec_")} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log holds the secret %q:\n%s", secret, out)
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer for the daemon's goroutines.
+type lockedBuffer struct {
+	b  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/gws"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/ingest"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/jobs"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/logging"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/metrics"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/server"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/tlsfile"
@@ -365,9 +366,5 @@ func (m *Main) reportReload(changed bool, err error) {
 func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level)) // validated with the config
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return logging.New(w, c.Format, level)
 }
