@@ -48,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = runConfig(rest, stdout, environ)
 	case "bench":
 		err = runBench(ctx, rest, stdout, stderr, environ)
+	case "dial":
+		err = runDial(ctx, rest, stdout, environ)
 	case "version":
 		fmt.Fprintln(stdout, "ctibridge", version())
 	case "help", "-h", "--help":
@@ -87,6 +89,9 @@ Usage:
   ctibridge events remap --failed   map failed events again after a fix
   ctibridge config check [FILE]     validate a config, resolving its secrets, starting nothing
   ctibridge config show [FILE]      the effective config (file, defaults, environment), secrets redacted
+  ctibridge dial --agent A --to N [--object Type:ID] [--name NAME]
+                                    have the running daemon dial from A's desktop,
+                                    and follow the dial until it is dialing
   ctibridge version                 print the version
   ctibridge bench [flags]           benchmark a child daemon against a fake CRM
 

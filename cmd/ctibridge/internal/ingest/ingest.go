@@ -45,6 +45,10 @@ type Pipeline struct {
 	// OnEvent, when set, is told how each event ended (an Outcome), for
 	// metrics. It must not block.
 	OnEvent func(platform, outcome string)
+	// Link, when set, may fill in an interaction's who and what before it
+	// is mapped and stored: click-to-dial links a call to the record the
+	// agent dialed it from.
+	Link func(ctx context.Context, in *connector.Interaction)
 
 	states keyLocks // serializes the events of one interaction
 }
@@ -150,6 +154,9 @@ func (p *Pipeline) store(ctx context.Context, ev connector.Event, body []byte) (
 	stored := outbox.Event{Platform: ev.Platform, Key: ev.Key, Type: ev.Type, ReceivedAt: p.now(), Body: body,
 		StateKey: ev.StateKey, State: ev.State}
 	if ev.Interaction != nil {
+		if p.Link != nil {
+			p.Link(ctx, ev.Interaction)
+		}
 		if stored.Interaction, err = encodeInteraction(ev.Interaction); err != nil {
 			return Result{}, err
 		}

@@ -69,7 +69,7 @@ func (s *Server) Open(addr string) error {
 	}
 	// Shutdown waits for open connections: end the bridges' command
 	// streams, or it would wait for its whole timeout.
-	s.srv.RegisterOnShutdown(s.Dial.Close)
+	s.srv.RegisterOnShutdown(s.Dial.EndStreams)
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.Logger.Error("http server stopped", "err", err)
