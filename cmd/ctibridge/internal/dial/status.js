@@ -1,8 +1,19 @@
 // status.js follows the dial the /dial page placed, by polling
 // GET /v1/dial/{id}, and says what the agent's desktop did with it. A page
-// opened as a pop-up closes itself once the desktop is dialing.
+// opened as a pop-up closes itself once the desktop is dialing. Its back
+// link goes back in history, to the very record page (the Referer it was
+// made from may name only the CRM's origin).
 (function () {
   'use strict';
+  var back = document.getElementById('back');
+  if (back) {
+    back.addEventListener('click', function (e) {
+      if (history.length > 1) {
+        e.preventDefault();
+        history.back();
+      }
+    });
+  }
   var main = document.getElementById('dial');
   var id = main && main.dataset.id;
   if (!id) return;
