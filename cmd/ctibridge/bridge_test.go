@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -1183,5 +1184,45 @@ func TestCommands_OpenWithoutTokens(t *testing.T) {
 	}
 	if got, _ := s.next(t, 5*time.Second); len(got) != 3 || !strings.Contains(got[2], `"to":"+14155550100"`) {
 		t.Errorf("stream got %q", got)
+	}
+}
+
+// BenchmarkDialClick measures click → SDK dial on loopback, in headless
+// Chromium: an agent clicks a tel: link on a CRM page (examples/dial/
+// tel-links.js opens the daemon's /dial page), and the time is taken in
+// the browser from the click to the stand-in SDK's dial call. It reports
+// the median and the 99th percentile (run it with -benchtime 200x).
+func BenchmarkDialClick(b *testing.B) {
+	br := startBrowser(b)
+	pages := newPageServer(b)
+	for _, p := range bridgePlatforms {
+		b.Run(p.name, func(b *testing.B) {
+			e := newBridgeEnv(b, br, pages, p, "\n[dial]\nrate_limit = 0\n")
+			desk := e.open(b, "")
+			e.waitSender(b)
+			e.waitSignedIn(b)
+			e.br.eval(b, desk, "fake.quiet = true")
+			crm := e.openCRM(b, "")
+			b.ResetTimer()
+			for i := range b.N {
+				e.br.do(b, map[string]any{"op": "click", "page": crm, "selector": "#tel"})
+				e.br.wait(b, desk, fmt.Sprintf("fake.dialTimes.length >= %d", i+1))
+			}
+			b.StopTimer()
+			var clicks, dials []float64
+			_ = json.Unmarshal(e.br.eval(b, crm, "window.clicks"), &clicks)
+			_ = json.Unmarshal(e.br.eval(b, desk, "fake.dialTimes"), &dials)
+			if len(clicks) != b.N || len(dials) != b.N {
+				b.Fatalf("%d clicks and %d dials, want %d of each", len(clicks), len(dials), b.N)
+			}
+			ms := make([]float64, b.N)
+			for i := range ms {
+				ms[i] = dials[i] - clicks[i]
+			}
+			sort.Float64s(ms)
+			b.ReportMetric(ms[len(ms)/2], "ms-median")
+			b.ReportMetric(ms[min(len(ms)-1, len(ms)*99/100)], "ms-p99")
+			b.ReportMetric(ms[len(ms)-1], "ms-max")
+		})
 	}
 }
