@@ -524,3 +524,24 @@ func TestRelay_ConcurrentAcks(t *testing.T) {
 		t.Errorf("%d tabs took the dial, want 1", won)
 	}
 }
+
+// TestStore_Purge: a dial older than a day is deleted by a later insert.
+func TestStore_Purge(t *testing.T) {
+	s, err := openStore(filepath.Join(t.TempDir(), "db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.close() })
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i, at := range []time.Time{t0, t0.Add(time.Minute), t0.Add(25 * time.Hour)} {
+		if err := s.insert(ctx, &Command{ID: fmt.Sprint(i), Agent: "a", To: "+14155550100", Created: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, want := range map[string]bool{"0": false, "1": false, "2": true} {
+		if _, ok, err := s.get(ctx, id); err != nil || ok != want {
+			t.Errorf("dial %s kept = %v (%v), want %v", id, ok, err, want)
+		}
+	}
+}

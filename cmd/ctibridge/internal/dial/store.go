@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -77,32 +78,58 @@ type CRMObject struct {
 	IsWhat bool   `json:"isWhat,omitempty"`
 }
 
-// store keeps the dials in SQLite.
+// store keeps the dials in SQLite, through two connections: claims commit
+// with synchronous=FULL, so that a tab's taking a dial is on disk before it
+// dials (and with it every earlier write, the write-ahead log being
+// sequential); everything else commits with synchronous=NORMAL, which a
+// daemon restart does not lose either, and keeps a second fsync off the
+// click's path.
 type store struct {
-	db *sql.DB
+	db   *sql.DB // synchronous=FULL: claims
+	lazy *sql.DB // synchronous=NORMAL: the rest
+
+	mu     sync.Mutex
+	purged time.Time // when insert last purged old dials
 }
 
 // openStore opens the dials' table in the SQLite file at path, creating it
 // when needed.
 func openStore(path string, busy time.Duration) (*store, error) {
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(" +
-		strconv.FormatInt(busy.Milliseconds(), 10) + ")&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
+		strconv.FormatInt(busy.Milliseconds(), 10) + ")&_pragma=journal_mode(WAL)&_txlock=immediate&_pragma=synchronous"
+	s := &store{}
+	for _, c := range []struct {
+		db   **sql.DB
+		sync string
+	}{{&s.db, "(FULL)"}, {&s.lazy, "(NORMAL)"}} {
+		db, err := sql.Open("sqlite", dsn+c.sync)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("open dials in %s: %w", path, err)
+		}
+		db.SetMaxOpenConns(1) // one writer each; reads are few and short
+		*c.db = db
+	}
+	if _, err := s.db.Exec(schema); err != nil {
+		s.close()
 		return nil, fmt.Errorf("open dials in %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(1) // one writer; reads are few and short
-	if _, err := db.Exec(schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open dials in %s: %w", path, err)
-	}
-	return &store{db: db}, nil
+	return s, nil
 }
 
-func (s *store) close() error { return s.db.Close() }
+func (s *store) close() error {
+	var errs []error
+	for _, db := range []*sql.DB{s.db, s.lazy} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
 
-// insert stores a new queued dial and sets its Seq; it also purges the
-// dials older than purgeAfter.
+// insert stores a new queued dial and sets its Seq; once an hour it also
+// purges the dials older than purgeAfter (a write of its own, kept off
+// most dials' path).
 func (s *store) insert(ctx context.Context, c *Command) error {
 	var obj any
 	if c.Object != nil {
@@ -113,7 +140,7 @@ func (s *store) insert(ctx context.Context, c *Command) error {
 		obj = string(b)
 	}
 	at := c.Created.UnixMilli()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO dial_commands (id, agent, number, object, state, created_at, updated_at)
+	res, err := s.lazy.ExecContext(ctx, `INSERT INTO dial_commands (id, agent, number, object, state, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, c.ID, c.Agent, c.To, obj, StateQueued, at, at)
 	if err != nil {
 		return fmt.Errorf("store dial: %w", err)
@@ -121,7 +148,15 @@ func (s *store) insert(ctx context.Context, c *Command) error {
 	if c.Seq, err = res.LastInsertId(); err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `DELETE FROM dial_commands WHERE created_at < ?`, at-purgeAfter.Milliseconds())
+	s.mu.Lock()
+	due := c.Created.Sub(s.purged) >= time.Hour
+	if due {
+		s.purged = c.Created
+	}
+	s.mu.Unlock()
+	if due {
+		_, err = s.lazy.ExecContext(ctx, `DELETE FROM dial_commands WHERE created_at < ?`, at-purgeAfter.Milliseconds())
+	}
 	return err
 }
 
@@ -146,7 +181,7 @@ func scan(row interface{ Scan(...any) error }) (Command, error) {
 
 // get returns dial id; ok is false when there is none.
 func (s *store) get(ctx context.Context, id string) (c Command, ok bool, err error) {
-	c, err = scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM dial_commands WHERE id = ?`, id))
+	c, err = scan(s.lazy.QueryRowContext(ctx, `SELECT `+columns+` FROM dial_commands WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Command{}, false, nil
 	}
@@ -167,7 +202,7 @@ func (s *store) recent(ctx context.Context, number string, from, to time.Time) (
 }
 
 func (s *store) list(ctx context.Context, query string, args ...any) ([]Command, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.lazy.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +237,7 @@ func (s *store) claim(ctx context.Context, id, tab string, now time.Time) (bool,
 // failed with the SDK's reason. It reports false when that tab does not
 // hold the dial.
 func (s *store) finish(ctx context.Context, id, tab, state, reason string, now time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE dial_commands SET state = ?, reason = ?, updated_at = ?
+	res, err := s.lazy.ExecContext(ctx, `UPDATE dial_commands SET state = ?, reason = ?, updated_at = ?
 		WHERE id = ? AND tab = ? AND state IN (?, ?, ?)`,
 		state, reason, now.UnixMilli(), id, tab, StateAccepted, StateDialing, StateFailed)
 	if err != nil {
@@ -214,7 +249,7 @@ func (s *store) finish(ctx context.Context, id, tab, state, reason string, now t
 
 // expire gives up on dial id if it is still queued.
 func (s *store) expire(ctx context.Context, id, reason string, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE dial_commands SET state = ?, reason = ?, updated_at = ? WHERE id = ? AND state = ?`,
+	_, err := s.lazy.ExecContext(ctx, `UPDATE dial_commands SET state = ?, reason = ?, updated_at = ? WHERE id = ? AND state = ?`,
 		StateExpired, reason, now.UnixMilli(), id, StateQueued)
 	return err
 }
