@@ -363,10 +363,13 @@ func TestRelay_RateLimit(t *testing.T) {
 func TestRelay_Page(t *testing.T) {
 	e := newRelay(t, t.TempDir(), func(rl *Relay) { rl.Users = map[string]string{"005U": "jdoe"} })
 	e.stream(t, "jdoe", "")
-	get := func(query string, cookie *http.Cookie) (int, string) {
+	get := func(query string, cookie *http.Cookie, referer string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/dial?"+query, nil)
 		if cookie != nil {
 			req.AddCookie(cookie)
+		}
+		if referer != "" {
+			req.Header.Set("Referer", referer)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -383,23 +386,27 @@ func TestRelay_Page(t *testing.T) {
 	if status != http.StatusNoContent || len(cookies) != 1 || !cookies[0].HttpOnly {
 		t.Fatalf("session = %d %v, want 204 and an HttpOnly cookie", status, cookies)
 	}
+	const crm = "https://crm.example/lightning/r/Contact/003X/view"
 	for _, tt := range []struct {
 		name, query string
 		cookie      *http.Cookie
+		referer     string
 		status      int
 		text        string
 	}{
-		{"Agent", "to=4155550100&object=Contact:003X&agent=jdoe&token=tok", nil, http.StatusAccepted, "data-id="},
-		{"User", "to=4155550100&user=005U&token=tok", nil, http.StatusAccepted, "data-id="},
-		{"Cookie", "to=4155550100&object=Case:500X", cookies[0], http.StatusAccepted, "data-id="},
-		{"NoCredential", "to=4155550100&agent=jdoe", nil, http.StatusUnauthorized, "not signed in"},
-		{"ForgedCookie", "to=4155550100", &http.Cookie{Name: cookieName, Value: "amRvZQ.9999999999.AAAA"}, http.StatusUnauthorized, "not signed in"},
-		{"UnknownUser", "to=4155550100&user=005Z&token=tok", nil, http.StatusBadRequest, "mapped to no agent"},
-		{"BadObject", "to=4155550100&object=003X&agent=jdoe&token=tok", nil, http.StatusBadRequest, "want Type:ID"},
-		{"BadNumber", "to=%3Cscript%3E&agent=jdoe&token=tok", nil, http.StatusBadRequest, "is not a phone number"},
-		{"NotConnected", "to=4155550100&agent=nobody&token=tok", nil, http.StatusConflict, "no desktop connected"},
+		{"Agent", "to=4155550100&object=Contact:003X&agent=jdoe&token=tok", nil, "", http.StatusAccepted, "data-id="},
+		{"User", "to=4155550100&user=005U&token=tok", nil, "", http.StatusAccepted, "data-id="},
+		{"Cookie", "to=4155550100&object=Case:500X", cookies[0], crm, http.StatusAccepted, "data-id="},
+		{"CookieFromAnotherSite", "to=4155550100", cookies[0], "https://evil.example/", http.StatusForbidden, "https://evil.example are not accepted"},
+		{"CookieWithoutReferer", "to=4155550100", cookies[0], "", http.StatusForbidden, "sends no Referer"},
+		{"NoCredential", "to=4155550100&agent=jdoe", nil, crm, http.StatusUnauthorized, "not signed in"},
+		{"ForgedCookie", "to=4155550100", &http.Cookie{Name: cookieName, Value: "amRvZQ.9999999999.AAAA"}, crm, http.StatusUnauthorized, "not signed in"},
+		{"UnknownUser", "to=4155550100&user=005Z&token=tok", nil, "", http.StatusBadRequest, "mapped to no agent"},
+		{"BadObject", "to=4155550100&object=003X&agent=jdoe&token=tok", nil, "", http.StatusBadRequest, "want Type:ID"},
+		{"BadNumber", "to=%3Cscript%3E&agent=jdoe&token=tok", nil, "", http.StatusBadRequest, "is not a phone number"},
+		{"NotConnected", "to=4155550100&agent=nobody&token=tok", nil, "", http.StatusConflict, "no desktop connected"},
 	} {
-		status, body := get(tt.query, tt.cookie)
+		status, body := get(tt.query, tt.cookie, tt.referer)
 		if status != tt.status || !strings.Contains(body, tt.text) {
 			t.Errorf("%s: GET /dial?%s = %d, want %d with %q:\n%s", tt.name, tt.query, status, tt.status, tt.text, body)
 		}

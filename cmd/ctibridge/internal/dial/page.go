@@ -38,12 +38,24 @@ type page struct {
 func (rl *Relay) handlePage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	pg := page{Title: "Not dialed", Back: backLink(r.Header.Get("Referer"))}
+	// The cookie goes with any top-level link to this page, from any site
+	// the agent visits: it signs in only links from the pages of an origin
+	// some source allows (the CRM's), as the Referer says.
 	cookieAgent := rl.cookieAgent(r)
-	if !(cookieAgent != "" || rl.Access.AnyToken(q.Get("token"))) {
-		pg.Message = "This browser is not signed in for click-to-dial: open your contact-center desktop " +
-			"(its ctibridge bridge signs this browser in), or add token=… to the link."
-		rl.writePage(w, http.StatusUnauthorized, pg)
-		return
+	from, allowed := rl.linkOrigin(r)
+	if !rl.Access.AnyToken(q.Get("token")) {
+		switch {
+		case cookieAgent != "" && !allowed:
+			pg.Message = "Links to /dial from " + cmpOr(from, "a page that sends no Referer") + " are not accepted: " +
+				"add the CRM's origin to a source's allowed_origins in the ctibridge config, or add token=… to the link."
+			rl.writePage(w, http.StatusForbidden, pg)
+			return
+		case cookieAgent == "":
+			pg.Message = "This browser is not signed in for click-to-dial: open your contact-center desktop " +
+				"(its ctibridge bridge signs this browser in), or add token=… to the link."
+			rl.writePage(w, http.StatusUnauthorized, pg)
+			return
+		}
 	}
 	agent, how := q.Get("agent"), "agent="
 	if agent == "" && q.Get("user") != "" {
@@ -108,6 +120,24 @@ func IsWhat(typ string) bool {
 		return false
 	}
 	return true
+}
+
+// linkOrigin is the origin of the page the link was on, from its Referer,
+// and whether some source allows it (or it is the daemon's own).
+func (rl *Relay) linkOrigin(r *http.Request) (string, bool) {
+	u, err := url.Parse(r.Referer())
+	if err != nil || u.Host == "" {
+		return "", false
+	}
+	origin := u.Scheme + "://" + u.Host
+	return origin, u.Host == r.Host || rl.Access.OriginAllowed(origin)
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // backLink is the page the agent came from, when it is a web page.
