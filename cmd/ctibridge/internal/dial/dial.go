@@ -506,10 +506,16 @@ func (rl *Relay) writeRefusal(w http.ResponseWriter, err error) {
 		httpjson.Error(w, http.StatusServiceUnavailable, "the dial could not be stored; try again")
 		return
 	}
-	if ref.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.FormatInt(int64((ref.RetryAfter+time.Second-1)/time.Second), 10))
-	}
+	setRetryAfter(w, ref.RetryAfter)
 	httpjson.Error(w, ref.Status, ref.Msg)
+}
+
+// setRetryAfter says, when d > 0, in how many seconds (rounded up) to try
+// again.
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	if d > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+	}
 }
 
 // handleDial places a dial: 202 with its id and where to follow it.
@@ -617,7 +623,7 @@ func (rl *Relay) handleOutcome(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	ok, err := rl.store.finish(r.Context(), id, req.Tab, req.State, truncate(req.Reason, 500), rl.Now())
+	ok, err := rl.store.finish(r.Context(), id, req.Tab, req.State, strings.ToValidUTF8(req.Reason[:min(len(req.Reason), 500)], ""), rl.Now())
 	if err != nil {
 		rl.writeRefusal(w, err)
 		return
@@ -628,17 +634,6 @@ func (rl *Relay) handleOutcome(w http.ResponseWriter, r *http.Request) {
 	}
 	rl.Logger.Info("dial outcome", "dial", id, "state", req.State, "reason", req.Reason)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // handlePreflight answers a browser's CORS preflight for the JSON dial

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 )
 
 //go:embed page.html
@@ -93,9 +92,7 @@ func (rl *Relay) handlePage(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &ref):
 		pg.Message = ref.Msg + "."
-		if ref.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.FormatInt(int64((ref.RetryAfter+time.Second-1)/time.Second), 10))
-		}
+		setRetryAfter(w, ref.RetryAfter)
 		rl.writePage(w, ref.Status, pg)
 		return
 	case err != nil:
