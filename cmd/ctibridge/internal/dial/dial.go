@@ -142,6 +142,7 @@ func (rl *Relay) Open() error {
 	}
 	queued, err := rl.store.queued(context.Background())
 	if err != nil {
+		rl.store.close()
 		return fmt.Errorf("dials queued before the restart: %w", err)
 	}
 	rl.mu.Lock()
