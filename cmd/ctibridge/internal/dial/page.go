@@ -1,6 +1,7 @@
 package dial
 
 import (
+	"cmp"
 	_ "embed"
 	"errors"
 	"html/template"
@@ -45,7 +46,7 @@ func (rl *Relay) handlePage(w http.ResponseWriter, r *http.Request) {
 	if !rl.Access.AnyToken(q.Get("token")) {
 		switch {
 		case cookieAgent != "" && !allowed:
-			pg.Message = "Links to /dial from " + cmpOr(from, "a page that sends no Referer") + " are not accepted: " +
+			pg.Message = "Links to /dial from " + cmp.Or(from, "a page that sends no Referer") + " are not accepted: " +
 				"add the CRM's origin to a source's allowed_origins in the ctibridge config, or add token=… to the link."
 			rl.writePage(w, http.StatusForbidden, pg)
 			return
@@ -128,13 +129,6 @@ func (rl *Relay) linkOrigin(r *http.Request) (string, bool) {
 	}
 	origin := u.Scheme + "://" + u.Host
 	return origin, u.Host == r.Host || rl.Access.OriginAllowed(origin)
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // backLink is the page the agent came from, when it is a web page.
