@@ -96,9 +96,6 @@ func (s Sources) AnyToken(token string) bool {
 	return !required || (token != "" && ok)
 }
 
-// TokensRequired reports whether some source has a token.
-func (s Sources) TokensRequired() bool { return !s.AnyToken("") }
-
 // PreflightAny answers a browser's CORS preflight for an endpoint that
 // belongs to no platform, from an origin some source allows.
 func (s Sources) PreflightAny(w http.ResponseWriter, r *http.Request) {
