@@ -3,6 +3,8 @@ package outbox
 import (
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // maxCooldown caps how long an open breaker keeps a failing target paused
@@ -113,13 +115,18 @@ func (b *breaker) status() TargetStatus {
 	return s
 }
 
-// limiter is a token bucket: it allows rate sends per second, with bursts
-// of up to one second's worth.
+// limiter caps a target's sends at rate a second, with bursts of up to
+// one second's worth: a token bucket from golang.org/x/time/rate, which
+// the dispatcher asks for several tokens at once and hands back those its
+// claim did not use.
 type limiter struct {
-	rate   float64 // tokens per second; 0 means unlimited
+	rate float64 // tokens per second; 0 means unlimited
+
 	mu     sync.Mutex
-	tokens float64
-	last   time.Time
+	bucket *rate.Limiter
+	last   *rate.Reservation // the last take, for giveBack
+	lastAt time.Time
+	lastN  int
 }
 
 // take takes up to want tokens and returns how many it took and, when it
@@ -130,27 +137,36 @@ func (l *limiter) take(now time.Time, want int) (int, time.Duration) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	burst := max(l.rate, 1)
-	if l.last.IsZero() {
-		l.tokens = burst
-	} else {
-		l.tokens = min(burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	if l.bucket == nil {
+		l.bucket = rate.NewLimiter(rate.Limit(l.rate), int(max(l.rate, 1)))
 	}
-	l.last = now
-	n := min(want, int(l.tokens))
-	if n == 0 {
-		return 0, time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
+	n := min(want, int(l.bucket.TokensAt(now)))
+	if n <= 0 {
+		r := l.bucket.ReserveN(now, 1)
+		wait := r.DelayFrom(now)
+		r.CancelAt(now)
+		l.last = nil
+		return 0, wait
 	}
-	l.tokens -= float64(n)
+	l.last, l.lastAt, l.lastN = l.bucket.ReserveN(now, n), now, n
 	return n, 0
 }
 
-// giveBack returns tokens taken for sends that did not happen.
+// giveBack returns n of the tokens of the last take, for sends that did
+// not happen.
 func (l *limiter) giveBack(n int) {
 	if l.rate <= 0 || n <= 0 {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.tokens += float64(n)
+	if l.last == nil {
+		return
+	}
+	l.last.CancelAt(l.lastAt)
+	keep := max(l.lastN-n, 0)
+	l.last, l.lastN = nil, 0
+	if keep > 0 {
+		l.bucket.ReserveN(l.lastAt, keep)
+	}
 }

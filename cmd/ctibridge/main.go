@@ -50,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = runBackup(ctx, rest, stdout, environ)
 	case "bench":
 		err = runBench(ctx, rest, stdout, stderr, environ)
+	case "dial":
+		err = runDial(ctx, rest, stdout, environ)
 	case "version":
 		fmt.Fprintln(stdout, "ctibridge", version())
 	case "help", "-h", "--help":
@@ -91,6 +93,9 @@ Usage:
   ctibridge config show [FILE]      the effective config (file, defaults, environment), secrets redacted
   ctibridge backup FILE [--config FILE]
                                     a consistent copy of the live outbox, while the daemon runs
+  ctibridge dial --agent A --to N [--object Type:ID] [--name NAME]
+                                    have the running daemon dial from A's desktop,
+                                    and follow the dial until it is dialing
   ctibridge version                 print the version
   ctibridge bench [flags]           benchmark a child daemon against a fake CRM
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -150,6 +151,9 @@ func (m *Main) Open() error {
 	if err := m.Dispatcher.Open(); err != nil {
 		return err
 	}
+	if err := m.openDial(); err != nil {
+		return err
+	}
 	m.Pipeline = &ingest.Pipeline{
 		DB:       m.DB,
 		Decoders: newDecoders(cfg, m.Now),
@@ -158,6 +162,7 @@ func (m *Main) Open() error {
 		Logger:   m.Logger,
 		OnEvent:  m.Metrics.Event,
 		Now:      m.Now,
+		Link:     m.Dial.Link,
 	}
 	if err := m.startGWS(); err != nil {
 		return err
@@ -191,7 +196,6 @@ func (m *Main) Open() error {
 		tls.Logger = m.Logger
 	}
 	rules := accessRules(cfg)
-	m.Dial = dial.NewRelay(rules, m.Logger)
 	m.Server = &server.Server{
 		Pipeline:     m.Pipeline,
 		Access:       rules,
@@ -234,6 +238,38 @@ func openDB(cfg config.StoreConfig) *outbox.DB {
 	db := outbox.NewDB(cfg.Path)
 	db.BusyTimeout, db.JournalSizeLimit, db.MinFree = cfg.BusyTimeout, cfg.JournalSizeLimit, cfg.MinFree
 	return db
+}
+
+// openDial opens click-to-dial: its dials live in the outbox's file.
+func (m *Main) openDial() error {
+	cfg := m.Config
+	var ext *regexp.Regexp
+	if cfg.Dial.ExtensionPattern != "" {
+		ext = regexp.MustCompile(cfg.Dial.ExtensionPattern) // validated with the config
+	}
+	users := make(map[string]string, len(cfg.Dial.Users))
+	for _, u := range cfg.Dial.Users {
+		users[u.CRMUser] = u.Agent
+	}
+	m.Dial = &dial.Relay{
+		Access:      accessRules(cfg),
+		Numbers:     dial.Numbers{Region: cfg.Mapping.DefaultRegion, Extension: ext},
+		PerMinute:   cfg.Dial.RateLimit,
+		Quarantine:  cfg.Dial.Quarantine,
+		AckTimeout:  cfg.Dial.AckTimeout,
+		ExpireAfter: cfg.Dial.ExpireAfter,
+		LinkWindow:  cfg.Dial.LinkWindow,
+		Users:       users,
+		StorePath:   cfg.Store.Path,
+		BusyTimeout: cfg.Store.BusyTimeout,
+		KeyFile:     cfg.DialKeyFile(),
+		Logger:      m.Logger.With("component", "dial"),
+	}
+	if err := m.Dial.Open(); err != nil {
+		return err
+	}
+	m.closers = append(m.closers, m.Dial)
+	return nil
 }
 
 // adminTokenSuffix names the generated admin token's file: <store.path>

@@ -48,13 +48,20 @@
 // /v1/agents/{data-agent}/commands?token=<data-token>; the token travels as
 // a query parameter because EventSource cannot set headers (use TLS, and
 // keep the daemon's access logs free of query strings). On a "dial" command,
-// {"to":"+1…","object":{"type":"Contact","id":"003…","name":"…"}}, it calls
-// the platform's dial: WWE voice.dial with the object in the userData keys
-// that connector/genesys reads back (ctibridge_who_type, ctibridge_who_id,
-// ctibridge_who_name, or the ctibridge_what_* keys when the object has
-// "isWhat":true), Five9 click2dial with the object as crmObject. Bright
-// Pattern's client API documents no dial method, so its bridge does not
-// open the stream and the daemon answers a dial for its agents with 409.
+// {"id":"…","to":"+1…","object":{"type":"Contact","id":"003…","name":"…"}},
+// it first takes the dial (POST /v1/dial/{id}/ack): the daemon lets one tab
+// take it, so that two tabs, a reconnected stream or a restarted daemon
+// never dial twice. Then it calls the platform's dial: WWE voice.dial (or
+// voice.dialEx with data-dial="dialEx") with the object in the userData
+// keys that connector/genesys reads back (ctibridge_who_type,
+// ctibridge_who_id, ctibridge_who_name, or the ctibridge_what_* keys when
+// the object has "isWhat":true), Five9 click2dial with the object as
+// crmObject, Bright Pattern window.bpspat.api.dialNumber with the number
+// (the daemon links that call to the object itself). Last it posts the
+// SDK's answer (POST /v1/dial/{id}/outcome): dialing, or failed with the
+// SDK's reason. When the stream opens, it also has the daemon set a signed
+// cookie naming the agent (POST /v1/agents/{agent}/session), so that the
+// daemon's GET /dial links work in this browser without agent=.
 //
 // # Settings (data- attributes of the script tag)
 //
@@ -68,6 +75,7 @@
 //	data-max-backoff  longest wait between retries, in seconds (default 30)
 //	data-sdk          Bright Pattern only: the global name of the Agent
 //	                  Desktop API object (default "adApi")
+//	data-dial         Genesys only: "dialEx" dials with voice.dialEx
 //	data-commands     "off" disables the commands stream
 //	data-debug        any value logs each step to the console
 //

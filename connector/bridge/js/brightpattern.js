@@ -4,8 +4,10 @@
 // {"event":…,"agentId":data-agent,"data":{…},"receivedAt":…}, to
 // POST /v1/events/brightpattern. The API object is the global named by
 // data-sdk (default adApi). The tab holding the Web Lock sends.
-// Click-to-dial is not supported: the API documents no dial method, so this
-// bridge opens no commands stream.
+// Dial commands call the Embedded Agent Desktop API's
+// window.bpspat.api.dialNumber(number), which takes only a number: the
+// daemon links the call to the record clicked from by agent, number and
+// time (dial.link_window).
 
 (function () {
   var b = newBridge('brightpattern');
@@ -27,5 +29,18 @@
       });
     });
     b.electByLock();
+
+    b.listen({
+      agent: function () {
+        return Promise.resolve(b.settings.agent);
+      },
+      dial: function (cmd) {
+        var dialer = lookup('bpspat.api');
+        if (!dialer || typeof dialer.dialNumber !== 'function') {
+          throw new Error('window.bpspat.api.dialNumber is not on this page: include the Agent Desktop SDK (servicepattern-sdk-v1.js)');
+        }
+        return dialer.dialNumber(cmd.to);
+      }
+    });
   });
 })();

@@ -258,6 +258,12 @@ function newBridge(platform) {
 
   // --- commands ----------------------------------------------------------
 
+  // A dial is made once: the tab takes it from the daemon (ack) before it
+  // calls the SDK, and the daemon lets one tab take it. tab names this page
+  // load; taken remembers the dials this page took or was refused.
+  var tab = randomID();
+  var taken = {};
+
   function openCommands() {
     if (!commands || !settings.commands || stream || !sender) return;
     commands.agent().then(function (agent) {
@@ -266,7 +272,8 @@ function newBridge(platform) {
         warn('no agent id (data-agent): click-to-dial is off');
         return;
       }
-      // EventSource cannot send headers: the token goes in the query.
+      // EventSource cannot send headers: the token goes in the query. It
+      // reconnects by itself, saying in Last-Event-ID the last dial it got.
       var url = settings.daemon + '/v1/agents/' + encodeURIComponent(agent) + '/commands' +
         (settings.token ? '?token=' + encodeURIComponent(settings.token) : '');
       var es = new EventSource(url);
@@ -274,6 +281,7 @@ function newBridge(platform) {
       es.addEventListener('open', function () {
         log('commands stream open for agent', agent);
         kick(true); // the daemon is back
+        signIn(agent);
       });
       es.addEventListener('dial', function (e) {
         var cmd;
@@ -283,19 +291,14 @@ function newBridge(platform) {
           warn('unreadable dial command', e.data);
           return;
         }
-        if (!cmd || typeof cmd.to !== 'string' || !cmd.to) {
-          warn('dial command without a number', e.data);
+        if (!cmd || typeof cmd.to !== 'string' || !cmd.to || typeof cmd.id !== 'string') {
+          warn('dial command without an id or a number', e.data);
           return;
         }
-        log('dial', cmd.to);
-        try {
-          commands.dial(cmd);
-        } catch (x) {
-          warn('dial failed', x);
-        }
+        take(cmd, 0);
       });
       es.addEventListener('error', function () {
-        // A network error reconnects by itself; a refusal (401, 403, 409)
+        // A network error reconnects by itself; a refusal (401, 403)
         // closes the stream for good, so try again in a minute.
         if (es.readyState === EventSource.CLOSED && stream === es) {
           warn('the daemon refused the commands stream (token, or allowed_origins?); retrying in 60 s');
@@ -303,6 +306,68 @@ function newBridge(platform) {
           streamRetry = setTimeout(openCommands, 60000);
         }
       });
+    });
+  }
+
+  // take asks the daemon for the dial and, if this tab gets it, dials.
+  function take(cmd, attempt) {
+    if (taken[cmd.id] && attempt === 0) return;
+    taken[cmd.id] = true;
+    var dialURL = settings.daemon + '/v1/dial/' + encodeURIComponent(cmd.id);
+    postJSON(dialURL + '/ack', { tab: tab }).then(function (r) {
+      if (r.status === 200) {
+        log('dial', cmd.id, cmd.to);
+        var outcome;
+        try {
+          outcome = withTimeout(Promise.resolve(commands.dial(cmd)), 10000);
+        } catch (x) {
+          outcome = Promise.reject(x);
+        }
+        return outcome.then(function () {
+          return { tab: tab, state: 'dialing' };
+        }, function (x) {
+          warn('dial failed', cmd.to, x);
+          return { tab: tab, state: 'failed', reason: reason(x) };
+        }).then(function (body) {
+          return postJSON(dialURL + '/outcome', body);
+        });
+      }
+      if (!r.status || r.status >= 500) {
+        if (attempt < 5) setTimeout(function () { take(cmd, attempt + 1); }, 300 * (attempt + 1));
+        else delete taken[cmd.id]; // the daemon offers it again
+        return;
+      }
+      log('dial', cmd.id, 'not for this tab:', r.status, r.message);
+    });
+  }
+
+  // signIn has the daemon set the signed cookie that tells its /dial page
+  // which agent uses this browser.
+  function signIn(agent) {
+    var headers = {};
+    if (settings.token) headers.Authorization = 'Bearer ' + settings.token;
+    fetch(settings.daemon + '/v1/agents/' + encodeURIComponent(agent) + '/session', {
+      method: 'POST', mode: 'cors', credentials: 'include', cache: 'no-store', headers: headers
+    }).catch(function (e) {
+      log('could not sign this browser in for /dial links', e);
+    });
+  }
+
+  function postJSON(url, body) {
+    var headers = { 'Content-Type': 'application/json' };
+    if (settings.token) headers.Authorization = 'Bearer ' + settings.token;
+    return fetch(url, {
+      method: 'POST', mode: 'cors', credentials: 'omit', cache: 'no-store', headers: headers, body: JSON.stringify(body)
+    }).then(function (r) {
+      return r.text().then(function (text) {
+        var msg = text;
+        try {
+          msg = JSON.parse(text).error || text;
+        } catch (e) { /* not JSON */ }
+        return { status: r.status, message: msg };
+      });
+    }, function (e) {
+      return { status: 0, message: String(e) };
     });
   }
 
@@ -348,7 +413,8 @@ function newBridge(platform) {
     setSender: setSender,
     electByLock: electByLock,
     // listen sets the platform's command handlers: agent() resolves to the
-    // agent id, dial(cmd) dials.
+    // agent id; dial(cmd) dials cmd.to, with cmd.object the record clicked
+    // from, and returns a promise that rejects with the SDK's reason.
     listen: function (h) {
       commands = h;
       openCommands();
@@ -370,9 +436,47 @@ function readSettings(el) {
     queueSize: positive(d.queueSize, 500),
     maxBackoff: positive(d.maxBackoff, 30) * 1000,
     sdk: d.sdk || '',
+    dial: d.dial || '',
     commands: d.commands !== 'off',
     debug: d.debug !== undefined
   };
+}
+
+// reason is what an SDK's failure says, as text.
+function reason(x) {
+  if (x === undefined || x === null) return 'the SDK gave no reason';
+  if (typeof x === 'string') return x;
+  if (x.message) return String(x.message);
+  if (x.errorMessage) return String(x.errorMessage);
+  try {
+    return JSON.stringify(x);
+  } catch (e) {
+    return String(x);
+  }
+}
+
+// withTimeout rejects when p has not settled after ms: an SDK that never
+// calls back (WWE ignores requests during its own rate-limit quarantine)
+// still gets an outcome.
+function withTimeout(p, ms) {
+  return new Promise(function (resolve, reject) {
+    var t = setTimeout(function () {
+      reject(new Error('the SDK did not answer within ' + ms / 1000 + ' s'));
+    }, ms);
+    p.then(function (v) {
+      clearTimeout(t);
+      resolve(v);
+    }, function (e) {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+}
+
+// randomID names this page load.
+function randomID() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return Date.now().toString(36) + Math.random().toString(36).slice(2);
 }
 
 function positive(s, def) {

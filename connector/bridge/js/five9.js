@@ -80,7 +80,9 @@
           var what = o.isWhat === true;
           data.crmObject = { id: String(o.id), label: String(o.type || o.label || ''), name: String(o.name || ''), isWho: !what, isWhat: what };
         }
-        api.click2dial({ click2DialData: data });
+        // click2dial returns nothing: the adapter dials, and selects the
+        // object as the call's Name (or Related To) object.
+        return api.click2dial({ click2DialData: data });
       }
     });
   });

@@ -4,7 +4,8 @@
 // POST /v1/events/genesys. WWE elects a leading tab among the agent's tabs
 // (system events, data.frameState): only the LEADING frame sends, and a
 // FOLLOWING frame does not queue, since the leader receives the same events.
-// Dial commands call voice.dial with the CRM object in userData.
+// Dial commands call voice.dial (or voice.dialEx, with data-dial="dialEx")
+// with the CRM object in userData.
 
 (function () {
   var b = newBridge('genesys');
@@ -85,10 +86,18 @@
           userData['ctibridge_' + role + '_id'] = String(o.id);
           userData['ctibridge_' + role + '_name'] = String(o.name || '');
         }
-        svc.voice.dial(cmd.to, userData, function () {
-          b.log('voice.dial sent', cmd.to);
-        }, function (e) {
-          b.warn('voice.dial failed', cmd.to, e);
+        return new Promise(function (resolve, reject) {
+          var ok = function (r) {
+            b.log('voice dial sent', cmd.to);
+            resolve(r);
+          };
+          // data-dial="dialEx" uses voice.dialEx (destination, userData,
+          // extensions), for WWE that routes it differently.
+          if (b.settings.dial === 'dialEx' && typeof svc.voice.dialEx === 'function') {
+            svc.voice.dialEx(cmd.to, userData, {}, ok, reject);
+          } else {
+            svc.voice.dial(cmd.to, userData, ok, reject);
+          }
         });
       }
     });

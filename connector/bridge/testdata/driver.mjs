@@ -10,7 +10,7 @@
 // {"id":1,"ok":false,"error":"…"}. Ops: context {ctx}; open {ctx,page,url}
 // (a new page, or the same page to another URL; returns the URL); eval
 // {page,js}; wait {page,js,timeout}; reload {page}; close {page};
-// closeContext {ctx}; logs {page}; click, clickNav (a click that loads a
+// closeContext {ctx}; cookies {ctx}; logs {page}; click, clickNav (a click that loads a
 // page; returns its URL), fill {page,selector,value}; type {page,text};
 // press {page,key,count}; select {page,selector,value}; screenshot
 // {page,path}. The browser closes, and the process exits, on EOF, on
@@ -133,6 +133,9 @@ const ops = {
   async closeContext({ ctx }) {
     await must(contexts, ctx, 'context').close();
     contexts.delete(ctx);
+  },
+  async cookies({ ctx }) {
+    return await must(contexts, ctx, 'context').cookies();
   },
   async logs({ page }) {
     return logs.get(page) || [];

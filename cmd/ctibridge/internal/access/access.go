@@ -74,6 +74,18 @@ func (s Sources) AuthorizeAny(w http.ResponseWriter, r *http.Request, token stri
 		}
 		AllowCORS(w, origin)
 	}
+	if !s.AnyToken(token) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ctibridge"`)
+		httpjson.Error(w, http.StatusUnauthorized, "missing or wrong token: any source's token (sources.*.token) is accepted")
+		return false
+	}
+	return true
+}
+
+// AnyToken reports whether token is some source's token, or whether no
+// source has a token, which leaves the endpoints that belong to no
+// platform open.
+func (s Sources) AnyToken(token string) bool {
 	required, ok := false, false
 	for _, rule := range s {
 		if rule.Token != "" {
@@ -81,15 +93,7 @@ func (s Sources) AuthorizeAny(w http.ResponseWriter, r *http.Request, token stri
 			ok = SameToken(token, rule.Token) || ok // no short cut: every token is compared
 		}
 	}
-	if !required {
-		return true
-	}
-	if token == "" || !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ctibridge"`)
-		httpjson.Error(w, http.StatusUnauthorized, "missing or wrong token: any source's token (sources.*.token) is accepted")
-		return false
-	}
-	return true
+	return !required || (token != "" && ok)
 }
 
 // PreflightAny answers a browser's CORS preflight for an endpoint that

@@ -38,6 +38,7 @@ type Config struct {
 	Mapping MappingConfig           `koanf:"mapping"`
 	Targets map[string]TargetConfig `koanf:"targets"`
 	Sources SourcesConfig           `koanf:"sources"`
+	Dial    DialConfig              `koanf:"dial"`
 	Log     LogConfig               `koanf:"log"`
 }
 
@@ -202,6 +203,46 @@ type Five9Config struct {
 	FlushAfter time.Duration `koanf:"flush_after"`
 }
 
+// DialConfig configures click-to-dial (GET /dial, POST /v1/dial).
+type DialConfig struct {
+	// RateLimit is the dials a minute allowed each agent; past it, the
+	// agent's dials are refused for Quarantine. 0 means no limit.
+	RateLimit  int           `koanf:"rate_limit"`
+	Quarantine time.Duration `koanf:"quarantine"`
+	// AckTimeout is how long a desktop tab has to take a dial before it
+	// goes to the agent's next tab; ExpireAfter, how long a dial waits for
+	// any tab before it is given up.
+	AckTimeout  time.Duration `koanf:"ack_timeout"`
+	ExpireAfter time.Duration `koanf:"expire_after"`
+	// LinkWindow: a call of the agent to the number dialed, starting this
+	// long after the dial at most, is logged against the record clicked
+	// from. 0 never links that way.
+	LinkWindow time.Duration `koanf:"link_window"`
+	// ExtensionPattern is a regular expression matching internal
+	// extensions, dialed as written; empty dials none.
+	ExtensionPattern string `koanf:"extension_pattern"`
+	// KeyFile holds the key that signs the agent cookie; default
+	// <store.path>.dial-key, generated on the first start.
+	KeyFile string `koanf:"key_file"`
+	// Users maps CRM users (GET /dial?user=…) to agents.
+	Users []DialUser `koanf:"users"`
+}
+
+// DialUser maps a CRM user id to the agent id of the desktop that dials
+// for them.
+type DialUser struct {
+	CRMUser string `koanf:"crm_user"`
+	Agent   string `koanf:"agent"`
+}
+
+// DialKeyFile is the file of the agent cookie's key.
+func (c *Config) DialKeyFile() string {
+	if c.Dial.KeyFile != "" {
+		return c.Dial.KeyFile
+	}
+	return c.Store.Path + ".dial-key"
+}
+
 // LogConfig configures logging.
 type LogConfig struct {
 	Level  string `koanf:"level"`  // debug, info, warn, error
@@ -237,6 +278,14 @@ func DefaultConfig() Config {
 			FlushSchedule:      "@every 5m",
 			JournalSizeLimit:   32 << 20,
 			MinFree:            16 << 20,
+		},
+		Dial: DialConfig{
+			RateLimit:        4,
+			Quarantine:       30 * time.Second,
+			AckTimeout:       2 * time.Second,
+			ExpireAfter:      time.Minute,
+			LinkWindow:       10 * time.Minute,
+			ExtensionPattern: "^[0-9]{3,5}$",
 		},
 		Targets: map[string]TargetConfig{
 			"jsonl": defaultTarget(TargetConfig{Type: TypeJSONL, Path: "activities.jsonl"}, func(string) bool { return false }),
@@ -471,6 +520,29 @@ func (c *Config) Validate() error {
 	}
 	if c.Sources.Genesys.DispositionKey == "" {
 		bad("sources.genesys.disposition_key", "required")
+	}
+	if d := c.Dial; d.RateLimit < 0 || d.Quarantine < 0 || d.LinkWindow < 0 {
+		bad("dial", "rate_limit, quarantine and link_window must not be negative")
+	}
+	if c.Dial.AckTimeout <= 0 {
+		bad("dial.ack_timeout", "must be positive")
+	}
+	if c.Dial.ExpireAfter < c.Dial.AckTimeout {
+		bad("dial.expire_after", "must be at least dial.ack_timeout (%s)", c.Dial.AckTimeout)
+	}
+	if _, err := regexp.Compile(c.Dial.ExtensionPattern); err != nil {
+		bad("dial.extension_pattern", "%v", err)
+	}
+	seen := map[string]bool{}
+	for i, u := range c.Dial.Users {
+		key := fmt.Sprintf("dial.users[%d]", i)
+		switch {
+		case u.CRMUser == "" || u.Agent == "":
+			bad(key, "crm_user and agent are required")
+		case seen[u.CRMUser]:
+			bad(key+".crm_user", "%q is mapped twice", u.CRMUser)
+		}
+		seen[u.CRMUser] = true
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

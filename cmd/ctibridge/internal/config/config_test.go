@@ -97,6 +97,11 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"MissingSecretEnv", "[targets.crm]\ntype = \"webhook\"\nurl = \"http://x\"\nsecret = \"${NOPE}\"\n", nil,
 			[]string{"targets.crm.secret: environment variable NOPE is not set"}},
 		{"NoFile", "", nil, []string{"no such file"}},
+		{"Dial", "[dial]\nrate_limit = -1\nack_timeout = \"5s\"\nexpire_after = \"1s\"\nextension_pattern = \"[0-9\"\n" +
+			"users = [{crm_user = \"005A\", agent = \"a\"}, {crm_user = \"005A\", agent = \"b\"}, {agent = \"c\"}]\n", nil,
+			[]string{"dial: rate_limit, quarantine and link_window must not be negative", "dial.expire_after: must be at least dial.ack_timeout",
+				"dial.extension_pattern: error parsing regexp", `dial.users[1].crm_user: "005A" is mapped twice`,
+				"dial.users[2]: crm_user and agent are required"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,6 +121,22 @@ func TestLoadConfig_Errors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoadConfig_DialUsers: CRM users map to agents, with dots and @ in
+// their ids, and the cookie key sits beside the database by default.
+func TestLoadConfig_DialUsers(t *testing.T) {
+	c, err := Load(writeFile(t, "[store]\npath = \"/var/lib/ctibridge/ctibridge.db\"\n[dial]\nrate_limit = 0\n"+
+		"users = [{crm_user = \"jane.doe@acme.example\", agent = \"jdoe\"}]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Dial.Users) != 1 || c.Dial.Users[0] != (DialUser{CRMUser: "jane.doe@acme.example", Agent: "jdoe"}) || c.Dial.RateLimit != 0 {
+		t.Errorf("dial = %+v", c.Dial)
+	}
+	if got := c.DialKeyFile(); got != "/var/lib/ctibridge/ctibridge.db.dial-key" {
+		t.Errorf("DialKeyFile = %q", got)
 	}
 }
 

@@ -46,6 +46,10 @@ type Pipeline struct {
 	// OnEvent, when set, is told how each event ended (an Outcome), for
 	// metrics. It must not block.
 	OnEvent func(platform, outcome string)
+	// Link, when set, may fill in an interaction's who and what before it
+	// is mapped and stored: click-to-dial links a call to the record the
+	// agent dialed it from.
+	Link func(ctx context.Context, in *connector.Interaction)
 
 	states keyLocks // serializes the events of one interaction
 }
@@ -162,6 +166,9 @@ func (p *Pipeline) Platforms() []string {
 // snapshot lives only until its interaction is logged (deleted with the
 // completing event or by the flush) or the retention purges it.
 func (p *Pipeline) store(ctx context.Context, ev connector.Event, body []byte) (Result, error) {
+	if ev.Interaction != nil && p.Link != nil {
+		p.Link(ctx, ev.Interaction)
+	}
 	set := p.Mappings()
 	in := set.MaskInteraction(ev.Interaction)
 	stored := outbox.Event{Platform: ev.Platform, Key: ev.Key, Type: ev.Type, ReceivedAt: p.now(),

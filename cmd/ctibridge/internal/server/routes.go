@@ -20,9 +20,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.Handle("GET /metrics", s.Metrics.Handler())
 	mux.Handle("GET /bridge/{file}", bridge.Handler())
-	mux.HandleFunc("GET /v1/agents/{agent}/commands", s.Dial.HandleCommands)
-	mux.HandleFunc("POST /v1/dial", s.Dial.HandleDial)
-	mux.HandleFunc("OPTIONS /v1/dial", s.Dial.HandlePreflight)
+	s.Dial.Register(mux)
 	return mux
 }
 

@@ -72,7 +72,7 @@ func (s *Server) Open(addr string) error {
 	}
 	// Shutdown waits for open connections: end the bridges' command
 	// streams, or it would wait for its whole timeout.
-	s.srv.RegisterOnShutdown(s.Dial.Close)
+	s.srv.RegisterOnShutdown(s.Dial.EndStreams)
 	serve := func() error { return s.srv.Serve(ln) }
 	if s.TLS != nil {
 		s.srv.TLSConfig = s.TLS.Config()

@@ -80,6 +80,11 @@ func open(t *testing.T, edit func(*server.Server)) *fixture {
 	}
 	noGWS := func() *cometd.Status { return nil }
 	m := metrics.New(metrics.Sources{DB: db, Targets: targets, Mappings: store.Status, GWS: noGWS})
+	relay := &dial.Relay{StorePath: db.Path, KeyFile: db.Path + ".dial-key", Logger: logger}
+	if err := relay.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
 	f := &fixture{}
 	f.Server = &server.Server{
 		Pipeline: &ingest.Pipeline{
@@ -95,7 +100,7 @@ func open(t *testing.T, edit func(*server.Server)) *fixture {
 			Now:     func() time.Time { return t0 },
 			OnEvent: m.Event,
 		},
-		Dial:         dial.NewRelay(nil, logger),
+		Dial:         relay,
 		DB:           db,
 		Mappings:     store,
 		Metrics:      m,

@@ -28,7 +28,14 @@
     getSelectedRelatedToObject: function (p) { return get(p.interactionId, 'relatedToObject', undefined); },
     getMetadata: function () { return later(function () { return { agentId: 138592, tenantId: 131072 }; }); },
     click2dial: function (p) {
+      if (fake.failNext) {
+        var reason = fake.failNext;
+        fake.failNext = '';
+        throw new Error(reason);
+      }
       dials.push(p);
+      fake.dialTimes.push(performance.timeOrigin + performance.now());
+      if (fake.quiet) return;
       // The adapter dials, and the call that follows has the clicked
       // object selected as its Name (or Related To) object.
       var d = p.click2DialData;
@@ -52,6 +59,12 @@
 
   var fake = window.fake = {
     dials: dials,
+    // dialTimes are when each dial was called (ms since the epoch, with
+    // fractions); quiet plays no call after a dial; failNext makes the next
+    // dial fail with that reason.
+    dialTimes: [],
+    quiet: false,
+    failNext: '',
     ready: function () { return subscribers.length > 0; },
     // call plays one whole call: started, accepted, a Name object
     // selected, ended (the agent wraps up), finished with a disposition.

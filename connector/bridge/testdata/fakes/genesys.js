@@ -31,10 +31,17 @@
       isFrameFollowing: function (succeeded) { later(function () { succeeded(frame === 'FOLLOWING'); }); }
     },
     voice: {
-      dial: function (destination, userData, succeeded) {
+      dial: function (destination, userData, succeeded, failed) {
         dials.push({ destination: destination, userData: userData });
+        fake.dialTimes.push(performance.timeOrigin + performance.now());
+        if (fake.failNext) {
+          var reason = fake.failNext;
+          fake.failNext = '';
+          later(function () { failed({ errorMessage: reason }); });
+          return;
+        }
         later(function () { if (succeeded) succeeded({}); });
-        fake.call('DIAL' + dials.length + '-' + Date.now(), { outbound: true, number: destination, userData: userData });
+        if (!fake.quiet) fake.call('DIAL' + dials.length + '-' + Date.now(), { outbound: true, number: destination, userData: userData });
       }
     }
   };
@@ -53,6 +60,12 @@
 
   var fake = window.fake = {
     dials: dials,
+    // dialTimes are when each dial was called (ms since the epoch, with
+    // fractions); quiet plays no call after a dial; failNext makes the next
+    // dial fail with that reason.
+    dialTimes: [],
+    quiet: false,
+    failNext: '',
     ready: function () { return subscriptions.length > 0; },
     elect: function (state) {
       frame = state;
