@@ -28,7 +28,11 @@ func (db *DB) Claim(ctx context.Context, target string, n int, now time.Time, le
 	var msgs []Message
 	err := db.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		msgs = msgs[:0]
-		rows, err := db.stmt(ctx, tx, sqlClaim).QueryContext(ctx, ms(now.Add(lease)), target, ms(now), n)
+		q, args := sqlClaim, []any{ms(now.Add(lease)), target, ms(now), n}
+		if n <= claimLiterals {
+			q, args = claimSQL(n), args[:3]
+		}
+		rows, err := db.stmt(ctx, tx, q).QueryContext(ctx, args...)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -70,7 +72,26 @@ func (db *DB) prepare() error {
 		}
 		db.stmts[q] = st
 	}
+	for n := 1; n <= claimLiterals; n++ {
+		q := claimSQL(n)
+		st, err := db.wconn.Prepare(q)
+		if err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		db.stmts[q] = st
+	}
 	return nil
+}
+
+// claimLiterals is how many claim sizes get a statement of their own, with
+// the size written in: SQLite makes a new plan on every run of a statement
+// whose LIMIT is a bound parameter, and once for a literal one. Dispatchers
+// claim at most their concurrency at a time, which is rarely more.
+const claimLiterals = 16
+
+// claimSQL is sqlClaim with the literal limit n.
+func claimSQL(n int) string {
+	return strings.Replace(sqlClaim, "LIMIT ?)", "LIMIT "+strconv.Itoa(n)+")", 1)
 }
 
 // stmt returns the prepared statement q bound to tx.
