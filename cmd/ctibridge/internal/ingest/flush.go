@@ -82,7 +82,10 @@ func (p *Pipeline) flushPlatform(ctx context.Context, platform string, f connect
 // their records of their deliveries), and the rest are stored then. No leg
 // is lost, none is logged twice.
 func (p *Pipeline) flushOne(ctx context.Context, platform string, f connector.Flusher, key string, data []byte) (logged int, deleted bool, err error) {
-	unlock := p.states.lock(platform + "\x00" + key)
+	unlock, err := p.states.Lock(ctx, platform+"\x00"+key)
+	if err != nil {
+		return 0, false, err
+	}
 	defer unlock()
 	cur, err := p.DB.State(ctx, platform, key)
 	if err != nil {

@@ -51,7 +51,7 @@ type Pipeline struct {
 	// agent dialed it from.
 	Link func(ctx context.Context, in *connector.Interaction)
 
-	states keyLocks // serializes the events of one interaction
+	states connector.KeyLock // serializes the events of one interaction
 }
 
 // Result is what became of an event.
@@ -129,7 +129,11 @@ func (p *Pipeline) Ingest(ctx context.Context, platform string, body []byte) (re
 		if unlock != nil {
 			return nil, errors.New("state loaded twice for one event")
 		}
-		unlock = p.states.lock(platform + "\x00" + key)
+		u, err := p.states.Lock(ctx, platform+"\x00"+key)
+		if err != nil {
+			return nil, StorageError{err} // the sender gave up waiting: nothing stored
+		}
+		unlock = u
 		b, err := p.DB.State(ctx, platform, key)
 		if err != nil {
 			return nil, StorageError{err}
