@@ -195,8 +195,11 @@ func (p *Pipeline) store(ctx context.Context, ev connector.Event, body []byte) (
 	if len(stored.Failures) > 0 && !res.Duplicate {
 		out.FailedRules, out.MappingError = stored.Failures, stored.Failures[0].Error
 		for _, f := range stored.Failures {
+			// The error may quote the interaction's data: above debug the
+			// log names the rule, and `ctibridge events ls --failed` says why.
 			p.logger().Warn("mapping rule failed; event kept as mapping_failed", "event_id", res.EventID,
-				"platform", ev.Platform, "rule", f.Rule, "target", f.Target, "err", f.Error)
+				"platform", ev.Platform, "rule", f.Rule, "target", f.Target)
+			p.logger().Debug("mapping rule failed", "event_id", res.EventID, "rule", f.Rule, "err", f.Error)
 		}
 	}
 	if res.Enqueued > 0 && p.Notify != nil {
