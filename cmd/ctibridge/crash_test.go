@@ -28,11 +28,11 @@ var addrLine = regexp.MustCompile(`msg="ctibridge serving" addr=(\S+)`)
 
 // startChild runs `ctibridge serve --config path` in a child process and
 // waits until it listens.
-func startChild(tb testing.TB, path string) *child {
+func startChild(tb testing.TB, path string, environ ...string) *child {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "TEST_CTIBRIDGE_CHILD=1", "TEST_CTIBRIDGE_ARGS=serve --config "+path)
-	cmd.Env = append(cmd.Env, testEnviron...)
+	cmd.Env = append(append(cmd.Env, testEnviron...), environ...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -77,13 +77,70 @@ func TestServe_AcknowledgedEventsSurviveKill(t *testing.T) {
 		return connectortest.Response{Delay: 5 * time.Millisecond}
 	})
 	path := writeConfig(t, t.TempDir(), crm.URL)
-	template := readExample(t)
+	acked := postThroughKills(t, path, readExample(t), callKey)
 
+	c := startChild(t, path)
+	crm.WaitAccepted(t, 30*time.Second, acked...)
+	stopChild(t, c)
+	if conflicts := crm.Conflicts(); len(conflicts) > 0 {
+		t.Errorf("keys delivered as two different records: %v", conflicts)
+	}
+	t.Logf("%d events acknowledged across the kills; CRM received %d requests for %d records",
+		len(acked), len(crm.Requests()), len(crm.Accepted()))
+}
+
+// TestServe_CRMRecordsSurviveKill is the crash suite against the fakes of
+// Salesforce and HubSpot, with the shipped example mappings: every event
+// acknowledged before a SIGKILL ends as exactly one record in the CRM.
+func TestServe_CRMRecordsSurviveKill(t *testing.T) {
+	for _, c := range crmCases {
+		if c.name != "salesforce" && c.name != "hubspot" {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			cs := c.start(t)
+			path := writeCRMConfig(t, c.name, cs.toml)
+			// An agent id that needs no escaping in Salesforce's external
+			// id, so that the fake finds each record by its key.
+			template := bytes.ReplaceAll(readExample(t), []byte("jane.doe"), []byte("jane_doe"))
+			template = bytes.Replace(template, []byte(`[
+      {"id": "0035g00000XyZ12AAB", "type": "contact", "displayName": "Maria Lopez", "displayType": "Contact", "customFields": []}
+    ]`), []byte(cs.objects), 1)
+			rule := map[string]string{"salesforce": "salesforce-calls", "hubspot": "hubspot-calls"}[c.name]
+			key := func(id string) string { return "brightpattern:" + id + ":jane_doe:" + rule }
+			acked := postThroughKills(t, path, template, key, cs.environ...)
+
+			ch := startChild(t, path, cs.environ...)
+			waitFor(t, "a record for every acknowledged event", func() bool {
+				for _, k := range acked {
+					if len(cs.records(k)) == 0 {
+						return false
+					}
+				}
+				return true
+			})
+			stopChild(t, ch)
+			for _, k := range acked {
+				if n := len(cs.records(k)); n != 1 {
+					t.Errorf("%s: %d records in %s, want exactly 1", k, n, c.name)
+				}
+			}
+			t.Logf("%d events acknowledged across the kills, each one record in %s", len(acked), c.name)
+		})
+	}
+}
+
+// postThroughKills posts copies of template, each with its own interaction
+// id, from several clients to a child daemon of the config at path, kills
+// the daemon with SIGKILL mid-stream three times, and returns the keys
+// (key of the interaction id) of the events it acknowledged with 202.
+func postThroughKills(t *testing.T, path string, template []byte, key func(id string) string, environ ...string) []string {
+	t.Helper()
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	const rounds, clients, perClient = 3, 8, 25
 	for round := range rounds {
-		c := startChild(t, path)
+		c := startChild(t, path, environ...)
 		var wg sync.WaitGroup
 		for cl := range clients {
 			wg.Add(1)
@@ -99,7 +156,7 @@ func TestServe_AcknowledgedEventsSurviveKill(t *testing.T) {
 					resp.Body.Close()
 					if resp.StatusCode == http.StatusAccepted {
 						mu.Lock()
-						acked[callKey(id)] = true
+						acked[key(id)] = true
 						mu.Unlock()
 					}
 				}
@@ -113,22 +170,19 @@ func TestServe_AcknowledgedEventsSurviveKill(t *testing.T) {
 	if len(acked) == 0 {
 		t.Fatal("no event was acknowledged before the kills")
 	}
-
-	c := startChild(t, path)
 	keys := make([]string, 0, len(acked))
 	for k := range acked {
 		keys = append(keys, k)
 	}
-	crm.WaitAccepted(t, 30*time.Second, keys...)
+	return keys
+}
+
+// stopChild stops c with SIGTERM and checks that it exits cleanly.
+func stopChild(t *testing.T, c *child) {
+	t.Helper()
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	<-c.exited
 	if err := c.cmd.Wait(); err != nil {
 		t.Errorf("daemon exited with %v after SIGTERM\n%s", err, c.log)
 	}
-
-	if conflicts := crm.Conflicts(); len(conflicts) > 0 {
-		t.Errorf("keys delivered as two different records: %v", conflicts)
-	}
-	t.Logf("%d events acknowledged across %d kills; CRM received %d requests for %d records",
-		len(acked), rounds, len(crm.Requests()), len(crm.Accepted()))
 }

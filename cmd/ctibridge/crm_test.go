@@ -20,15 +20,27 @@ import (
 // them), and how to count and check what the fake holds.
 type crmCase struct {
 	name  string // the example mappings' target
-	start func(t *testing.T) (targetTOML string, environ []string, objects string, check func(t *testing.T, key func(rule string) string, recordID string))
+	start func(t *testing.T) crmSetup
+}
+
+// crmSetup is one CRM's fake, started: the target's TOML (after its
+// [targets.NAME] line), the environment its secrets come from, the
+// associatedObjects of a call on a record of it, a check of the record a
+// call made, and the fake's records of a key.
+type crmSetup struct {
+	toml    string
+	environ []string
+	objects string
+	check   func(t *testing.T, key func(rule string) string, recordID string)
+	records func(key string) []string
 }
 
 // crmCases builds the fakes of the CRMs whose example mappings log a call.
 var crmCases = []crmCase{
-	{name: "salesforce", start: func(t *testing.T) (string, []string, string, func(*testing.T, func(string) string, string)) {
+	{name: "salesforce", start: func(t *testing.T) crmSetup {
 		f := connectortest.NewSalesforce(t)
 		const contact = "003000000000001AAA" // a valid 18-character id: checksum of no capitals
-		return fmt.Sprintf(`
+		return crmSetup{fmt.Sprintf(`
 type = "salesforce"
 login_url = %q
 client_id = %q
@@ -40,12 +52,12 @@ external_id_field = "CallLogKey__c"
 				if rec := f.Record(recordID); rec["WhoId"] != contact || rec["TaskSubtype"] != "Call" {
 					t.Errorf("salesforce Task = %v, want WhoId %s and TaskSubtype Call", rec, contact)
 				}
-			}
+			}, f.Records}
 	}},
-	{name: "hubspot", start: func(t *testing.T) (string, []string, string, func(*testing.T, func(string) string, string)) {
+	{name: "hubspot", start: func(t *testing.T) crmSetup {
 		f := connectortest.NewHubSpot(t, connectortest.HubSpotOptions{PrivateAppToken: "pat-na1-fake"})
 		contact := f.AddRecord("contacts", map[string]string{"phone": "+14155550142"}, time.Unix(0, 0))
-		return fmt.Sprintf(`
+		return crmSetup{fmt.Sprintf(`
 type = "hubspot"
 base_url = %q
 token = "${HUBSPOT_TOKEN}"
@@ -60,12 +72,12 @@ id_property = "ctibridge_key"
 				if c := f.Calls()[ids[0]]; ids[0] != recordID || !strings.Contains(strings.Join(c.Links, " "), contact) {
 					t.Errorf("hubspot call %s = %+v, want record %s linked to contact %s", ids[0], c, recordID, contact)
 				}
-			}
+			}, f.Records}
 	}},
-	{name: "dynamics", start: func(t *testing.T) (string, []string, string, func(*testing.T, func(string) string, string)) {
+	{name: "dynamics", start: func(t *testing.T) crmSetup {
 		f := connectortest.NewFakeDataverse(t)
 		const contact = "5a9d6c1e-2b3c-4d5e-8f90-0123456789ab"
-		return fmt.Sprintf(`
+		return crmSetup{fmt.Sprintf(`
 type = "dynamics"
 url = %q
 token_url = %q
@@ -82,12 +94,12 @@ client_secret = "${DYNAMICS_SECRET}"
 				if rec := f.Record("phonecalls", recordID); !strings.Contains(fmt.Sprint(rec), contact) {
 					t.Errorf("dynamics phone call = %v, want it linked to contact %s", rec, contact)
 				}
-			}
+			}, f.Records}
 	}},
-	{name: "servicenow", start: func(t *testing.T) (string, []string, string, func(*testing.T, func(string) string, string)) {
+	{name: "servicenow", start: func(t *testing.T) crmSetup {
 		f := connectortest.NewFakeServiceNow(t)
 		incident := f.AddRow("incident", map[string]string{"short_description": "Customer cannot log in"})
-		return fmt.Sprintf(`
+		return crmSetup{fmt.Sprintf(`
 type = "servicenow"
 url = %q
 username = %q
@@ -98,11 +110,11 @@ password = "${SN_PASSWORD}"
 				if n := len(f.Records(key("servicenow-incident-notes"))); n != 1 {
 					t.Fatalf("servicenow: %d work notes for the call, want 1", n)
 				}
-			}
+			}, f.Records}
 	}},
-	{name: "zendesk", start: func(t *testing.T) (string, []string, string, func(*testing.T, func(string) string, string)) {
+	{name: "zendesk", start: func(t *testing.T) crmSetup {
 		f := connectortest.NewFakeZendesk(t)
-		return fmt.Sprintf(`
+		return crmSetup{fmt.Sprintf(`
 type = "zendesk"
 url = %q
 email = %q
@@ -113,7 +125,7 @@ api_token = "${ZENDESK_TOKEN}"
 				if n := len(f.Records(key("zendesk-talk-calls"))); n != 1 {
 					t.Fatalf("zendesk: %d Talk calls for the call, want 1", n)
 				}
-			}
+			}, f.Records}
 	}},
 }
 
@@ -127,28 +139,11 @@ var exampleTargets = []string{"salesforce", "hubspot", "dynamics", "servicenow",
 // the CRM's record id kept in the outbox; posting the call twice changes
 // nothing.
 func TestServe_CRMTargets(t *testing.T) {
-	mappings, err := filepath.Abs("../../examples/mappings")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range crmCases {
 		t.Run(c.name, func(t *testing.T) {
-			toml, environ, objects, check := c.start(t)
-			other := connectortest.NewFakeCRM(t)
-			dir := t.TempDir()
-			text := fmt.Sprintf("[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"+
-				"[store]\npath = %q\n[mapping]\ndir = %q\ndefault_region = \"US\"\n", filepath.Join(dir, "ctibridge.db"), mappings)
-			for _, name := range exampleTargets {
-				if name == c.name {
-					text += "[targets." + name + "]" + toml
-				} else {
-					text += fmt.Sprintf("[targets.%s]\ntype = \"webhook\"\nurl = %q\n", name, other.URL)
-				}
-			}
-			path := filepath.Join(dir, "ctibridge.toml")
-			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			cs := c.start(t)
+			toml, environ, objects, check := cs.toml, cs.environ, cs.objects, cs.check
+			path := writeCRMConfig(t, c.name, toml)
 			cfg, err := config.Load(path, environ)
 			if err != nil {
 				t.Fatal(err)
@@ -180,6 +175,33 @@ func TestServe_CRMTargets(t *testing.T) {
 			check(t, func(rule string) string { return "brightpattern:" + id + ":" + exampleAgent + ":" + rule }, mine.RecordID)
 		})
 	}
+}
+
+// writeCRMConfig writes a config with the shipped example mappings whose
+// target crm is configured by toml, and every other target the mappings
+// name is a generic receiver; it returns its path.
+func writeCRMConfig(t *testing.T, crm, toml string) string {
+	t.Helper()
+	mappings, err := filepath.Abs("../../examples/mappings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := connectortest.NewFakeCRM(t)
+	dir := t.TempDir()
+	text := fmt.Sprintf("[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"+
+		"[store]\npath = %q\n[mapping]\ndir = %q\ndefault_region = \"US\"\n", filepath.Join(dir, "ctibridge.db"), mappings)
+	for _, name := range exampleTargets {
+		if name == crm {
+			text += "[targets." + name + "]" + toml
+		} else {
+			text += fmt.Sprintf("[targets.%s]\ntype = \"webhook\"\nurl = %q\n", name, other.URL)
+		}
+	}
+	path := filepath.Join(dir, "ctibridge.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func mustList(tb testing.TB, db *outbox.DB) []outbox.Delivery {
