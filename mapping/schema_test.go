@@ -73,11 +73,11 @@ func TestSchemaGolden(t *testing.T) {
 // the file and what is wrong.
 func TestLoadSchemas_Bad(t *testing.T) {
 	for name, body := range map[string]string{
-		"crm.Task.schema.json":   `{"crm":"x","object":"Task","fields":[{"name":"A","type":"texte"}]}`,
-		"crm.Call.schema.json":   `{"crm":"x","object":"Call","fields":[{"name":"A","type":"text","colour":1}]}`,
-		"crm.Empty.schema.json":  `{"crm":"x","object":"Empty","fields":[]}`,
-		"noobject.schema.json":   `{"crm":"x","object":"x","fields":[{"name":"A","type":"text"}]}`,
-		"crm.Twice.schema.json":  `{"crm":"x","object":"Twice","fields":[{"name":"A","type":"text"},{"name":"A","type":"date"}]}`,
+		"crm.Task.schema.json":  `{"crm":"x","object":"Task","fields":[{"name":"A","type":"texte"}]}`,
+		"crm.Call.schema.json":  `{"crm":"x","object":"Call","fields":[{"name":"A","type":"text","colour":1}]}`,
+		"crm.Empty.schema.json": `{"crm":"x","object":"Empty","fields":[]}`,
+		"noobject.schema.json":  `{"crm":"x","object":"x","fields":[{"name":"A","type":"text"}]}`,
+		"crm.Twice.schema.json": `{"crm":"x","object":"Twice","fields":[{"name":"A","type":"text"},{"name":"A","type":"date"}]}`,
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
