@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -223,3 +224,15 @@ var (
 	reInteger  = regexp.MustCompile(`^[+-]?\d+$`)
 	reNumber   = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`)
 )
+
+// Objects returns the objects the rules for target write, sorted.
+func (s *Set) Objects(target string) []string {
+	var objs []string
+	for _, r := range s.rules {
+		if r.target == target && !slices.Contains(objs, r.object) {
+			objs = append(objs, r.object)
+		}
+	}
+	sort.Strings(objs)
+	return objs
+}

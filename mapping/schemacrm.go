@@ -8,7 +8,8 @@ import (
 
 // SchemaFromSalesforce turns Salesforce's describe of an object (GET
 // /sobjects/{object}/describe) into a Schema. A field is required when it
-// must be given on create (createable, not nillable, not defaulted).
+// must be given on create: createable, not defaulted, and said not to be
+// nillable.
 func SchemaFromSalesforce(object string, describe []byte) (*Schema, error) {
 	var d struct {
 		Name   string `json:"name"`
@@ -22,10 +23,10 @@ func SchemaFromSalesforce(object string, describe []byte) (*Schema, error) {
 				Value  string `json:"value"`
 				Active *bool  `json:"active"`
 			} `json:"picklistValues"`
-			Nillable          bool `json:"nillable"`
-			DefaultedOnCreate bool `json:"defaultedOnCreate"`
-			Createable        bool `json:"createable"`
-			Updateable        bool `json:"updateable"`
+			Nillable          *bool `json:"nillable"`
+			DefaultedOnCreate bool  `json:"defaultedOnCreate"`
+			Createable        bool  `json:"createable"`
+			Updateable        bool  `json:"updateable"`
 		} `json:"fields"`
 	}
 	if err := json.Unmarshal(describe, &d); err != nil {
@@ -37,7 +38,7 @@ func SchemaFromSalesforce(object string, describe []byte) (*Schema, error) {
 	s := &Schema{CRM: "salesforce", Object: object, CaseInsensitive: true}
 	for _, df := range d.Fields {
 		f := SchemaField{Name: df.Name, Label: df.Label, Type: salesforceTypes[df.Type],
-			Required:   df.Createable && !df.Nillable && !df.DefaultedOnCreate,
+			Required:   df.Createable && df.Nillable != nil && !*df.Nillable && !df.DefaultedOnCreate,
 			ReadOnly:   !df.Createable && !df.Updateable,
 			CreateOnly: df.Createable && !df.Updateable}
 		if f.Type == "" {
