@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,7 +141,7 @@ func ReadSchema(path string) (*Schema, error) {
 		return nil, err
 	}
 	var s Schema
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("%s: not a schema file: %w", path, err)
@@ -162,7 +163,7 @@ func (s *Schema) validate() error {
 			return fmt.Errorf("fields[%d]: name is empty", i)
 		case seen[f.Name]:
 			return fmt.Errorf("fields[%d]: %s is listed twice", i, f.Name)
-		case !validType(f.Type):
+		case !slices.Contains(schemaTypes, f.Type):
 			return fmt.Errorf("fields[%d] (%s): type %q is not one of %s", i, f.Name, f.Type, strings.Join(schemaTypes, ", "))
 		case f.MaxLength < 0:
 			return fmt.Errorf("fields[%d] (%s): maxLength is negative", i, f.Name)
@@ -172,14 +173,6 @@ func (s *Schema) validate() error {
 	return nil
 }
 
-func validType(t string) bool {
-	for _, v := range schemaTypes {
-		if t == v {
-			return true
-		}
-	}
-	return false
-}
 
 // WriteFile writes s as indented JSON to path.
 func (s *Schema) WriteFile(path string) error {

@@ -115,7 +115,7 @@ func checkTarget(ctx context.Context, name string, tc config.TargetConfig, objec
 	switch t := t.(type) {
 	case *salesforce.Target:
 		var out []finding
-		for _, f := range t.Check(ctx) {
+		for _, f := range t.Check(ctx, objects...) {
 			out = append(out, finding{f.OK, f.Text})
 		}
 		return out
