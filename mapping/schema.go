@@ -173,7 +173,6 @@ func (s *Schema) validate() error {
 	return nil
 }
 
-
 // WriteFile writes s as indented JSON to path.
 func (s *Schema) WriteFile(path string) error {
 	if err := s.validate(); err != nil {
