@@ -136,3 +136,25 @@ func TestExamples_Five9Number(t *testing.T) {
 		}
 	}
 }
+
+// TestExamples_Schemas: the shipped mappings fit the shipped schema
+// snapshots of Salesforce's Task and HubSpot's calls, as `ctibridge
+// mapping check --config examples/ctibridge.toml` checks them.
+func TestExamples_Schemas(t *testing.T) {
+	s := loadExamples(t)
+	schemas, err := mapping.LoadSchemas("../examples/mappings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := schemas.Names(); !slices.Equal(got, []string{"hubspot.calls", "salesforce.Task"}) {
+		t.Fatalf("shipped schemas %v, want hubspot.calls and salesforce.Task", got)
+	}
+	if ps := s.CheckSchemas(schemas); len(ps) > 0 {
+		t.Errorf("the example mappings do not fit the shipped schemas:\n%v", ps)
+	}
+	for _, obj := range [][2]string{{"salesforce", "Task"}, {"hubspot", "calls"}} {
+		if objs := s.Objects(obj[0]); !slices.Contains(objs, obj[1]) {
+			t.Errorf("no example rule writes %s %s (objects %v): the schema checks nothing", obj[0], obj[1], objs)
+		}
+	}
+}

@@ -46,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = runMapping(ctx, rest, stdout, stderr, environ)
 	case "config":
 		err = runConfig(rest, stdout, environ)
+	case "targets":
+		err = runTargets(ctx, rest, stdout, stderr, environ)
 	case "backup":
 		err = runBackup(ctx, rest, stdout, environ)
 	case "bench":
@@ -82,7 +84,8 @@ Usage:
   ctibridge outbox purge --older-than 720h
                                     delete delivered rows older than that
   ctibridge outbox stats [--json]   deliveries per target and state, events
-  ctibridge mapping check [DIR]     list every problem of a mapping directory
+  ctibridge mapping check [DIR]     list every problem of a mapping directory, and
+                                    every field a CRM schema file says it would reject
   ctibridge mapping preview --event FILE [--platform P] [--dir DIR]
                                     what the rules make of an event, or why not
   ctibridge mapping fields          the fields and functions a mapping can use
@@ -91,6 +94,12 @@ Usage:
   ctibridge events remap --failed   map failed events again after a fix
   ctibridge config check [FILE]     validate a config, resolving its secrets, starting nothing
   ctibridge config show [FILE]      the effective config (file, defaults, environment), secrets redacted
+  ctibridge targets check [NAME] [--config FILE]
+                                    sign in to each target, check its objects and key
+                                    field, writing nothing; one line per finding
+  ctibridge targets describe NAME OBJECT [--out FILE]
+                                    write a Salesforce or HubSpot object's fields as
+                                    NAME.OBJECT.schema.json, for mapping check
   ctibridge backup FILE [--config FILE]
                                     a consistent copy of the live outbox, while the daemon runs
   ctibridge dial --agent A --to N [--object Type:ID] [--name NAME]

@@ -60,7 +60,9 @@ func mappingStore(cfg config.Config, dir string) *mapping.Store {
 	return cfg.MappingStore()
 }
 
-// mappingCheck loads a mapping directory and lists every problem.
+// mappingCheck loads a mapping directory and lists every problem, and
+// then checks the rules against the CRM schema files in mapping.schema_dir
+// (by default the mapping directory itself).
 func mappingCheck(args []string, stdout, stderr io.Writer, environ []string) error {
 	fs := newFlagSet("mapping check")
 	configPath := mappingFlags(fs)
@@ -88,8 +90,25 @@ func mappingCheck(args []string, stdout, stderr io.Writer, environ []string) err
 		}
 		return err
 	}
+	schemaDir := cfg.Mapping.SchemaDir
+	if schemaDir == "" {
+		schemaDir = s.Dir
+	}
+	var schemas mapping.Schemas
+	if schemaDir != "" {
+		if schemas, err = mapping.LoadSchemas(schemaDir); err != nil {
+			return err
+		}
+	}
+	if ps := s.Current().CheckSchemas(schemas); len(ps) > 0 {
+		fmt.Fprintln(stdout, ps)
+		return fmt.Errorf("%d problems against the CRM schemas (%s)", len(ps), strings.Join(schemas.Names(), ", "))
+	}
 	st := s.Status()
 	fmt.Fprintf(stdout, "ok: %d rules in %d files (%s)\n", st.Rules, len(st.Files), strings.Join(st.Files, ", "))
+	if len(schemas) > 0 {
+		fmt.Fprintf(stdout, "ok: the fields fit the CRM schemas %s\n", strings.Join(schemas.Names(), ", "))
+	}
 	return nil
 }
 

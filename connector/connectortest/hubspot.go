@@ -56,7 +56,9 @@ type HubSpotCall struct {
 // property that refuses a second call with the same value and that
 // batch/upsert uses as idProperty (200, "new" per record, 207 with
 // per-record errors); v4 batch association create; contact search;
-// HubSpot's JSON error shape and rate-limit headers.
+// HubSpot's JSON error shape and rate-limit headers; reading calls (GET
+// calls?limit=N) and the calls properties (GET /crm/v3/properties/calls),
+// for `ctibridge targets check` and `targets describe`.
 //
 // What HubSpot does not document, the fake assumes: a create whose unique
 // value exists is answered 409 CONFLICT, as HubSpot does for a contact's
@@ -123,6 +125,8 @@ func NewHubSpot(tb testing.TB, opts HubSpotOptions) *HubSpot {
 	mux.HandleFunc("POST "+opts.ObjectsPath+"/calls/batch/upsert", h.api(h.write(h.upsert)))
 	mux.HandleFunc("POST "+opts.AssociationsPath+"/calls/{toType}/batch/create", h.api(h.write(h.associate)))
 	mux.HandleFunc("POST "+opts.ObjectsPath+"/contacts/search", h.api(h.search))
+	mux.HandleFunc("GET "+opts.ObjectsPath+"/calls", h.api(h.listCalls))
+	mux.HandleFunc("GET "+propertiesPath(opts.ObjectsPath)+"/calls", h.api(h.properties))
 	h.Server = httptest.NewServer(mux)
 	tb.Cleanup(h.Close)
 	return h

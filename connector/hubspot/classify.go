@@ -34,9 +34,12 @@ const (
 // another and sends once more. It returns the HTTP status, 0 when no
 // answer arrived, and nil or an error from classify.
 func (t *Target) do(ctx context.Context, method, url string, in, out any) (int, error) {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return 0, connector.Permanent(fmt.Errorf("encode request: %w", err))
+	var body []byte // none for a nil in, as for a GET
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return 0, connector.Permanent(fmt.Errorf("encode request: %w", err))
+		}
 	}
 	tok, err := t.auth.token(ctx)
 	if err != nil {

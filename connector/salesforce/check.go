@@ -39,21 +39,35 @@ func (t *Target) Describe(ctx context.Context, object string) (json.RawMessage, 
 	return ans.body, nil
 }
 
-// Check signs in and reads the description of the configured object,
-// writing nothing, and reports one finding per fact: the session, the
-// object's create and update rights (an upsert needs both), the
-// external-id field (present, External ID, Unique), and the org's API use.
-// The activities' rules may name other objects: Check covers Config.Object.
-func (t *Target) Check(ctx context.Context) []Finding {
+// Check signs in and reads the description of each object (default
+// Config.Object), writing nothing, and reports one finding per fact: the
+// session, each object's create and update rights (an upsert needs both)
+// and its external-id field (present, External ID, Unique), and the
+// org's API use.
+func (t *Target) Check(ctx context.Context, objects ...string) []Finding {
 	s, err := t.auth.get(ctx, "")
 	if err != nil {
 		return []Finding{{Text: "sign in at " + t.cfg.LoginURL + ": " + err.Error()}}
 	}
 	out := []Finding{{OK: true, Text: "signed in at " + t.cfg.LoginURL + "; instance " + s.instanceURL}}
-	object := t.cfg.Object
+	if len(objects) == 0 {
+		objects = []string{t.cfg.Object}
+	}
+	for _, object := range objects {
+		out = append(out, t.checkObject(ctx, object)...)
+	}
+	if used, max := t.Usage(); max > 0 {
+		out = append(out, Finding{OK: float64(used) < t.cfg.LimitThreshold*float64(max),
+			Text: fmt.Sprintf("API requests: %d of %d used in the last 24 hours (limit_threshold %.2f)", used, max, t.cfg.LimitThreshold)})
+	}
+	return out
+}
+
+// checkObject reports object's rights and external-id field.
+func (t *Target) checkObject(ctx context.Context, object string) []Finding {
 	raw, err := t.Describe(ctx, object)
 	if err != nil {
-		return append(out, Finding{Text: "object " + object + ": " + err.Error()})
+		return []Finding{{Text: "object " + object + ": " + err.Error()}}
 	}
 	var desc struct {
 		Createable, Updateable bool
@@ -64,10 +78,10 @@ func (t *Target) Check(ctx context.Context) []Finding {
 		}
 	}
 	if err := json.Unmarshal(raw, &desc); err != nil {
-		return append(out, Finding{Text: "object " + object + ": describe answer is not what Salesforce documents"})
+		return []Finding{{Text: "object " + object + ": describe answer is not what Salesforce documents"}}
 	}
-	out = append(out, Finding{OK: desc.Createable && desc.Updateable,
-		Text: fmt.Sprintf("object %s: createable %t, updateable %t (an upsert needs both)", object, desc.Createable, desc.Updateable)})
+	out := []Finding{{OK: desc.Createable && desc.Updateable,
+		Text: fmt.Sprintf("object %s: createable %t, updateable %t (an upsert needs both)", object, desc.Createable, desc.Updateable)}}
 	ext := Finding{Text: fmt.Sprintf("external_id_field %s: %s has no such field", t.cfg.ExternalIDField, object)}
 	for _, f := range desc.Fields {
 		if f.Name != t.cfg.ExternalIDField {
@@ -82,10 +96,5 @@ func (t *Target) Check(ctx context.Context) []Finding {
 			ext = Finding{OK: true, Text: fmt.Sprintf("external_id_field %s: External ID and Unique on %s", f.Name, object)}
 		}
 	}
-	out = append(out, ext)
-	if used, max := t.Usage(); max > 0 {
-		out = append(out, Finding{OK: float64(used) < t.cfg.LimitThreshold*float64(max),
-			Text: fmt.Sprintf("API requests: %d of %d used in the last 24 hours (limit_threshold %.2f)", used, max, t.cfg.LimitThreshold)})
-	}
-	return out
+	return append(out, ext)
 }

@@ -95,6 +95,19 @@ type MappingConfig struct {
 	// DefaultRegion is the ISO country code e164() assumes for numbers
 	// written without a country code, such as "US" or "DE".
 	DefaultRegion string `koanf:"default_region"`
+	// SchemaDir holds the CRM schema files (TARGET.OBJECT.schema.json)
+	// that `mapping check` checks the rules against and `targets
+	// describe` writes; empty means Dir.
+	SchemaDir string `koanf:"schema_dir"`
+}
+
+// SchemaDirectory is where the schema files are: SchemaDir, or else the
+// mapping directory ("" when neither is set).
+func (m MappingConfig) SchemaDirectory() string {
+	if m.SchemaDir != "" {
+		return m.SchemaDir
+	}
+	return m.Dir
 }
 
 // TargetConfig is one delivery target. Which keys apply depends on Type.
