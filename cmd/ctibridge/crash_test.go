@@ -89,12 +89,19 @@ func TestServe_AcknowledgedEventsSurviveKill(t *testing.T) {
 		len(acked), len(crm.Requests()), len(crm.Accepted()))
 }
 
-// TestServe_CRMRecordsSurviveKill is the crash suite against the fakes of
-// Salesforce and HubSpot, with the shipped example mappings: every event
-// acknowledged before a SIGKILL ends as exactly one record in the CRM.
+// TestServe_CRMRecordsSurviveKill is the crash suite against the fake of
+// each CRM, with the shipped example mappings: every event acknowledged
+// before a SIGKILL ends as exactly one record in the CRM.
+//
+// Zendesk's Talk calls are left out: Zendesk does not document that POST
+// /api/v2/calls honours Idempotency-Key, so a call whose answer was lost in
+// a crash may be logged twice there (the README says so); its ticket
+// comments are found again by their key.
 func TestServe_CRMRecordsSurviveKill(t *testing.T) {
+	rules := map[string]string{"salesforce": "salesforce-calls", "hubspot": "hubspot-calls",
+		"dynamics": "dynamics-phonecalls", "servicenow": "servicenow-incident-notes", "zendesk": "zendesk-talk-calls"}
 	for _, c := range crmCases {
-		if c.name != "salesforce" && c.name != "hubspot" {
+		if c.name == "zendesk" {
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {
@@ -106,7 +113,7 @@ func TestServe_CRMRecordsSurviveKill(t *testing.T) {
 			template = bytes.Replace(template, []byte(`[
       {"id": "0035g00000XyZ12AAB", "type": "contact", "displayName": "Maria Lopez", "displayType": "Contact", "customFields": []}
     ]`), []byte(cs.objects), 1)
-			rule := map[string]string{"salesforce": "salesforce-calls", "hubspot": "hubspot-calls"}[c.name]
+			rule := rules[c.name]
 			key := func(id string) string { return "brightpattern:" + id + ":jane_doe:" + rule }
 			acked := postThroughKills(t, path, template, key, cs.environ...)
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
+	"github.com/ctibridge/ctibridge/connector/dynamics"
 	"github.com/ctibridge/ctibridge/outbox"
 )
 
@@ -94,7 +95,12 @@ client_secret = "${DYNAMICS_SECRET}"
 				if rec := f.Record("phonecalls", recordID); !strings.Contains(fmt.Sprint(rec), contact) {
 					t.Errorf("dynamics phone call = %v, want it linked to contact %s", rec, contact)
 				}
-			}, f.Records}
+			}, func(key string) []string {
+				if id := dynamics.ActivityID(key); f.Record("phonecalls", id) != nil {
+					return []string{id}
+				}
+				return nil
+			}}
 	}},
 	{name: "servicenow", start: func(t *testing.T) crmSetup {
 		f := connectortest.NewFakeServiceNow(t)

@@ -48,10 +48,10 @@ func TestDeliverBatch(t *testing.T) {
 				t.Errorf("bad: %v, want Dataverse's message", r.Err)
 			}
 		default:
-			if r.Err != nil || r.Result.RecordID != activityID(d.Key) {
+			if r.Err != nil || r.Result.RecordID != ActivityID(d.Key) {
 				t.Errorf("%s: %+v", d.Key, r)
 			}
-			if rec := f.Record("phonecalls", activityID(d.Key)); rec["statecode"] != 1.0 {
+			if rec := f.Record("phonecalls", ActivityID(d.Key)); rec["statecode"] != 1.0 {
 				t.Errorf("%s: statecode %v, want completed", d.Key, rec["statecode"])
 			}
 		}

@@ -396,7 +396,7 @@ func (t *Target) record(key string, a connector.Activity) (record, error) {
 	if !ok {
 		return record{}, fmt.Errorf("object %q is not an activity table this target knows: add it to entity_sets", table)
 	}
-	rec := record{set: set, id: activityID(key), columns: map[string]any{}}
+	rec := record{set: set, id: ActivityID(key), columns: map[string]any{}}
 	for k, v := range a.Fields {
 		rec.columns[k] = v
 	}

@@ -115,7 +115,7 @@ func TestDeliver_CreatesLinksAndCompletes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
-	id := activityID(d.Key)
+	id := ActivityID(d.Key)
 	if res.RecordID != id || res.Status != http.StatusNoContent {
 		t.Errorf("Result = %+v, want record %s and 204", res, id)
 	}
@@ -159,7 +159,7 @@ func TestDeliver_RuleFieldsWin(t *testing.T) {
 	if _, err := tg.Deliver(t.Context(), d); err != nil {
 		t.Fatal(err)
 	}
-	rec := f.Record("phonecalls", activityID(d.Key))
+	rec := f.Record("phonecalls", ActivityID(d.Key))
 	if _, ok := rec["regardingobjectid_contact_phonecall@odata.bind"]; ok {
 		t.Error("the target bound who although the rule set a regarding lookup")
 	}
@@ -175,7 +175,7 @@ func TestDeliver_AgainIsNotADuplicate(t *testing.T) {
 	for attempt := 1; attempt <= 3; attempt++ {
 		d.Attempt = attempt
 		res, err := tg.Deliver(t.Context(), d)
-		if err != nil || res.RecordID != activityID(d.Key) {
+		if err != nil || res.RecordID != ActivityID(d.Key) {
 			t.Fatalf("attempt %d: %+v, %v", attempt, res, err)
 		}
 	}
@@ -221,10 +221,10 @@ func TestDeliver_ResumesAfterACrashBetweenSteps(t *testing.T) {
 				t.Fatalf("first attempt: %v is permanent, want a retry", err)
 			}
 			d.Attempt = 2
-			if res, err := tg.Deliver(t.Context(), d); err != nil || res.RecordID != activityID(d.Key) {
+			if res, err := tg.Deliver(t.Context(), d); err != nil || res.RecordID != ActivityID(d.Key) {
 				t.Fatalf("second attempt: %+v, %v", res, err)
 			}
-			rec := f.Record("phonecalls", activityID(d.Key))
+			rec := f.Record("phonecalls", ActivityID(d.Key))
 			if f.Count("phonecalls") != 1 || rec["statecode"] != 1.0 {
 				t.Errorf("%d phonecalls, statecode %v: want one, completed", f.Count("phonecalls"), rec["statecode"])
 			}

@@ -54,7 +54,7 @@ func TestMatchCaller(t *testing.T) {
 		if _, err := tg.Deliver(t.Context(), unlinkedCall(t, tc.key, tc.phone)); err != nil {
 			t.Fatalf("%s: %v", tc.key, err)
 		}
-		rec := f.Record("phonecalls", activityID(tc.key))
+		rec := f.Record("phonecalls", ActivityID(tc.key))
 		var got string
 		for k, v := range rec {
 			if strings.HasPrefix(k, "regardingobjectid_") {
@@ -65,7 +65,7 @@ func TestMatchCaller(t *testing.T) {
 			t.Errorf("%s (%q): regarding %q, want %q", tc.key, tc.phone, got, tc.want)
 		}
 	}
-	if p, _ := json.Marshal(f.Record("phonecalls", activityID("c1"))["phonecall_activity_parties"]); !strings.Contains(string(p), maria) {
+	if p, _ := json.Marshal(f.Record("phonecalls", ActivityID("c1"))["phonecall_activity_parties"]); !strings.Contains(string(p), maria) {
 		t.Errorf("the matched contact is not the call's sender: %s", p)
 	}
 
@@ -97,7 +97,7 @@ func TestMatchCaller_Recent(t *testing.T) {
 	if _, err := tg.Deliver(t.Context(), unlinkedCall(t, "k", "+14155550188")); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.Record("phonecalls", activityID("k"))["regardingobjectid_contact_phonecall@odata.bind"]; got != "/contacts("+newer+")" {
+	if got := f.Record("phonecalls", ActivityID("k"))["regardingobjectid_contact_phonecall@odata.bind"]; got != "/contacts("+newer+")" {
 		t.Errorf("regarding %v, want the last modified contact %s", got, newer)
 	}
 }

@@ -21,7 +21,7 @@ func TestUUIDv5(t *testing.T) {
 	if got := uuidV5(dns, "ctibridge.activity"); got != ns {
 		t.Errorf("namespace is %s, its comment says the UUIDv5 of ctibridge.activity, %s", ns, got)
 	}
-	if activityID("a") == activityID("b") || activityID("a") != activityID("a") {
+	if ActivityID("a") == ActivityID("b") || ActivityID("a") != ActivityID("a") {
 		t.Error("activityID is not a function of the key")
 	}
 }
@@ -204,7 +204,7 @@ func TestDeliver_LeaveOpen(t *testing.T) {
 	if _, err := tg.Deliver(t.Context(), d); err != nil {
 		t.Fatal(err)
 	}
-	if rec := f.Record("phonecalls", activityID(d.Key)); rec["statecode"] != 0.0 || len(methods(f)) != 1 {
+	if rec := f.Record("phonecalls", ActivityID(d.Key)); rec["statecode"] != 0.0 || len(methods(f)) != 1 {
 		t.Errorf("statecode %v after %v, want an open call and one request", rec["statecode"], methods(f))
 	}
 }

@@ -13,9 +13,9 @@ var namespace = [16]byte{
 	0x92, 0x0b, 0x47, 0x95, 0x05, 0x6e, 0x26, 0x15,
 }
 
-// activityID is the id of the activity with idempotency key key: the same
-// key is always the same row.
-func activityID(key string) string { return uuidV5(namespace, key) }
+// ActivityID is the id of the activity with idempotency key key: the same
+// key is always the same row, which is how an operator finds it in Dataverse.
+func ActivityID(key string) string { return uuidV5(namespace, key) }
 
 // uuidV5 returns the name-based UUID (RFC 9562 §5.5, SHA-1) of name in
 // namespace ns, in lower-case 8-4-4-4-12 form.
