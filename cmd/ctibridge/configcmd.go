@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/targets"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/tlsfile"
 )
 
@@ -60,7 +61,7 @@ func checkConfig(cfg config.Config, stdout io.Writer) error {
 		if cfg.Targets[name].Type == config.TypeJSONL {
 			continue // building it would create its file
 		}
-		t, err := newTarget(name, cfg.Targets[name], discard, func(string, int, int) {})
+		t, err := targets.New(name, cfg.Targets[name], discard, func(string, int, int) {})
 		if err != nil {
 			errs = append(errs, err)
 			continue

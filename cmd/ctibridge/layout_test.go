@@ -51,6 +51,7 @@ var internalImports = map[string][]string{
 	"logging":  nil,
 	"metrics":  {"ingest"},
 	"server":   {"access", "dial", "httpjson", "ingest", "metrics", "tlsfile"},
+	"targets":  {"config"},
 	"tlsfile":  nil,
 }
 

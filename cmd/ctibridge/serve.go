@@ -22,6 +22,7 @@ import (
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/logging"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/metrics"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/server"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/targets"
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/tlsfile"
 	"github.com/ctibridge/ctibridge/connector/brightpattern"
 	"github.com/ctibridge/ctibridge/connector/five9"
@@ -136,16 +137,17 @@ func (m *Main) Open() error {
 	}
 	m.Metrics = metrics.New(metrics.Sources{DB: m.DB, Targets: m.targetStatus, Mappings: m.Mappings.Status,
 		GWS: m.gwsStatus})
-	targets, err := m.openTargets()
+	ts, closers, err := targets.Open(cfg.Targets, cfg.TargetNames(), m.Logger, m.Metrics.CRMUsage)
+	m.closers = append(m.closers, closers...)
 	if err != nil {
 		return err
 	}
 	m.Dispatcher = &outbox.Dispatcher{
 		Now:       m.Now,
 		DB:        m.DB,
-		Targets:   targets,
+		Targets:   ts,
 		Logger:    m.Logger.With("component", "dispatcher"),
-		Lease:     m.lease(),
+		Lease:     targets.Lease(cfg.Targets),
 		OnAttempt: m.Metrics.Attempt,
 	}
 	if err := m.Dispatcher.Open(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/config"
+	"github.com/ctibridge/ctibridge/cmd/ctibridge/internal/targets"
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/connector/dynamics"
 	"github.com/ctibridge/ctibridge/connector/hubspot"
@@ -99,7 +100,7 @@ func checkTarget(ctx context.Context, name string, tc config.TargetConfig, objec
 	if tc.Type == config.TypeJSONL {
 		return checkJSONL(tc.Path) // building it would create its file
 	}
-	t, err := newTarget(name, tc, slog.New(slog.DiscardHandler), func(string, int, int) {})
+	t, err := targets.New(name, tc, slog.New(slog.DiscardHandler), func(string, int, int) {})
 	if err != nil {
 		return []finding{{text: err.Error()}}
 	}
@@ -195,7 +196,7 @@ func targetsDescribe(ctx context.Context, args []string, stdout io.Writer, envir
 	if tc.Type != config.TypeSalesforce && tc.Type != config.TypeHubSpot {
 		return fmt.Errorf("targets describe: %s is a %s target; describe reads Salesforce and HubSpot objects", name, tc.Type)
 	}
-	t, err := newTarget(name, tc, slog.New(slog.DiscardHandler), func(string, int, int) {})
+	t, err := targets.New(name, tc, slog.New(slog.DiscardHandler), func(string, int, int) {})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,7 @@
-package main
+// Package targets builds the configured delivery targets: each type's
+// connector package from its configuration, the HTTP client it sends with,
+// and the outbox's view of it (batches, retry schedule, breaker, lease).
+package targets
 
 import (
 	"context"
@@ -54,17 +57,21 @@ func requestsPerAttempt(typ string) int {
 	return 12
 }
 
-// openTargets builds the configured targets as the dispatcher's targets.
-func (m *Main) openTargets() ([]outbox.Target, error) {
+// Open builds every target of targets, by name, as the dispatcher's
+// targets; usage is told each CRM's API usage as the CRM reports it. It
+// returns the targets that must be closed (files), too.
+func Open(targets map[string]config.TargetConfig, names []string, logger *slog.Logger,
+	usage func(target string, used, max int)) ([]outbox.Target, []io.Closer, error) {
 	var out []outbox.Target
-	for _, name := range m.Config.TargetNames() {
-		tc := m.Config.Targets[name]
-		d, err := newTarget(name, tc, m.Logger.With("target", name), m.Metrics.CRMUsage)
+	var closers []io.Closer
+	for _, name := range names {
+		tc := targets[name]
+		d, err := New(name, tc, logger.With("target", name), usage)
 		if err != nil {
-			return nil, err
+			return nil, closers, err
 		}
 		if c, ok := d.(io.Closer); ok {
-			m.closers = append(m.closers, c)
+			closers = append(closers, c)
 		}
 		t := outbox.Target{
 			Name:            name,
@@ -83,7 +90,7 @@ func (m *Main) openTargets() ([]outbox.Target, error) {
 		}
 		out = append(out, t)
 	}
-	return out, nil
+	return out, closers, nil
 }
 
 func delivery(msg outbox.Message) connector.Delivery {
@@ -117,9 +124,9 @@ func batchSize(typ string) int {
 	return 100 // Dataverse takes 1,000 a $batch; smaller batches spread its throttling
 }
 
-// newTarget builds the target name of config tc. Its errors name the key,
-// as targets.NAME.key.
-func newTarget(name string, tc config.TargetConfig, logger *slog.Logger, usage func(target string, used, max int)) (connector.Target, error) {
+// New builds the target name of config tc. Its errors name the key, as
+// targets.NAME.key. It sends nothing.
+func New(name string, tc config.TargetConfig, logger *slog.Logger, usage func(target string, used, max int)) (connector.Target, error) {
 	wrap := func(t connector.Target, err error) (connector.Target, error) {
 		if err != nil {
 			return nil, fmt.Errorf("targets.%s.%w", name, err)
@@ -236,13 +243,13 @@ func newTarget(name string, tc config.TargetConfig, logger *slog.Logger, usage f
 	return nil, fmt.Errorf("targets.%s.type: unknown type %q", name, tc.Type)
 }
 
-// lease returns a lease that outlasts the slowest target's longest attempt,
-// so that a delivery still in flight is never handed out twice: each of
-// an attempt's requests may time out on every quick retry and wait between
-// them.
-func (m *Main) lease() time.Duration {
+// Lease returns a lease that outlasts the slowest target's longest
+// attempt, so that a delivery still in flight is never handed out twice:
+// each of an attempt's requests may time out on every quick retry and wait
+// between them.
+func Lease(targets map[string]config.TargetConfig) time.Duration {
 	longest := time.Duration(0)
-	for _, tc := range m.Config.Targets {
+	for _, tc := range targets {
 		perRequest := (quickRetries+1)*tc.Timeout + quickRetries*quickWaitMax
 		longest = max(longest, time.Duration(requestsPerAttempt(tc.Type))*perRequest)
 	}
