@@ -169,7 +169,17 @@ func postThroughKills(t *testing.T, path string, template []byte, key func(id st
 				}
 			}()
 		}
+		// Kill mid-stream: after a while, and once this round has had
+		// some events acknowledged, however slow the machine is.
 		time.Sleep(time.Duration(100+100*round) * time.Millisecond)
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			n := len(acked)
+			mu.Unlock()
+			if n >= (round+1)*10 {
+				break
+			}
+		}
 		c.cmd.Process.Signal(syscall.SIGKILL)
 		wg.Wait()
 		c.cmd.Wait()
