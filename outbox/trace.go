@@ -41,14 +41,14 @@ func (db *DB) Trace(ctx context.Context, q string, paths []string, limit int) ([
 	args = append(args, limit)
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("trace %q: %w", q, err)
+		return nil, fmt.Errorf("trace: %w", err)
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `
 		SELECT id, platform, event_type, event_key, received_at, state, error, interaction, body FROM events
 		WHERE `+strings.Join(conds, " OR ")+` ORDER BY id DESC LIMIT ?`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("trace %q: %w", q, err)
+		return nil, fmt.Errorf("trace: %w", err)
 	}
 	var out []TracedEvent
 	for rows.Next() {
@@ -57,7 +57,7 @@ func (db *DB) Trace(ctx context.Context, q string, paths []string, limit int) ([
 		var errText sql.NullString
 		if err := rows.Scan(&e.ID, &e.Platform, &e.Type, &e.Key, &at, &e.State, &errText, &e.Interaction, &e.Body); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("trace %q: %w", q, err)
+			return nil, fmt.Errorf("trace: %w", err)
 		}
 		e.ReceivedAt, e.Error = fromMS(at), errText.String
 		e.StoredEvent.Interaction = e.Interaction
@@ -65,17 +65,17 @@ func (db *DB) Trace(ctx context.Context, q string, paths []string, limit int) ([
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("trace %q: %w", q, err)
+		return nil, fmt.Errorf("trace: %w", err)
 	}
 	for i := range out {
 		ids, err := deliveryIDs(ctx, tx, out[i].ID)
 		if err != nil {
-			return nil, fmt.Errorf("trace %q: %w", q, err)
+			return nil, fmt.Errorf("trace: %w", err)
 		}
 		for _, id := range ids {
 			res, err := show(ctx, tx, id)
 			if err != nil {
-				return nil, fmt.Errorf("trace %q: %w", q, err)
+				return nil, fmt.Errorf("trace: %w", err)
 			}
 			out[i].Deliveries = append(out[i].Deliveries, res)
 		}

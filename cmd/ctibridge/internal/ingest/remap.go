@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ctibridge/ctibridge/connector"
@@ -83,6 +84,14 @@ func remapOne(ctx context.Context, db *outbox.DB, set *mapping.Set, e outbox.Sto
 		rules = append(rules, f.Rule)
 	}
 	ds, fails := MapEach(set, &in, rules...)
+	// A failed rule that was renamed or removed since stays failed: marking
+	// the event processed would drop its record without a word.
+	for _, f := range e.Failures {
+		if !slices.Contains(set.Rules(), f.Rule) {
+			fails = append(fails, outbox.RuleFailure{Rule: f.Rule, Target: f.Target,
+				Error: fmt.Sprintf("rule %q is no longer in the mappings; restore it, or retry the event under the new rule by hand", f.Rule)})
+		}
+	}
 	n, err := db.Remap(ctx, e.ID, ds, fails, nil, now)
 	return n, len(fails), err
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +77,39 @@ func TestRemap_OnlyFailedRules(t *testing.T) {
 	}
 	if keys["test:i1:a"] {
 		t.Error("rule a of the partly failed event, which had mapped, was mapped again")
+	}
+}
+
+// TestRemap_RenamedRuleStaysFailed: a failed rule that is no longer in the
+// mappings (renamed, removed) keeps its event failed, saying why, instead
+// of marking it processed with no record.
+func TestRemap_RenamedRuleStaysFailed(t *testing.T) {
+	ctx := context.Background()
+	db := outbox.NewDB(filepath.Join(t.TempDir(), "outbox.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	set, err := mapping.Load([]mapping.File{{Name: "m.toml", Data: []byte(twoRules)}}, mapping.Options{Targets: []string{"crm"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ev := outbox.Event{Platform: "test", Key: "e", Type: "END", ReceivedAt: t0, Body: []byte(`{}`),
+		Interaction: []byte(`{"platform":"test","id":"i1","channel":"voice"}`),
+		Failures:    []outbox.RuleFailure{{Rule: "call-log", Target: "crm", Error: "boom"}}}
+	if _, err := db.Accept(ctx, ev, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Remap(ctx, db, set, t0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Remapped != 0 || r.StillFailing != 1 || r.Activities != 0 {
+		t.Errorf("Remap = %+v, want the event still failing", r)
+	}
+	evs, err := db.Events(ctx, outbox.EventFilter{State: outbox.EventMappingFailed})
+	if err != nil || len(evs) != 1 || len(evs[0].Failures) != 1 || !strings.Contains(evs[0].Failures[0].Error, "no longer in the mappings") {
+		t.Fatalf("failed events = %+v, %v; want the event with the vanished rule named", evs, err)
 	}
 }
