@@ -1,6 +1,8 @@
 package salesforce
 
 import (
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +128,36 @@ func TestCallerMatchErrorIsRetried(t *testing.T) {
 	}
 	if _, err := deliver(t, tg, "e", activity("e", noWho("+14155550100"))); err != nil {
 		t.Errorf("retry: %v", err)
+	}
+}
+
+// failSearch fails every search request as a dropped connection would.
+type failSearch struct{}
+
+func (failSearch) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/search") {
+		return nil, errors.New("connection reset by peer")
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestCallerMatch_ErrorHoldsNoNumber: a search that fails is retried, and
+// its error, which reaches the daemon's log, does not quote the caller's
+// number from the search's query.
+func TestCallerMatch_ErrorHoldsNoNumber(t *testing.T) {
+	fake := connectortest.NewSalesforce(t)
+	cfg := config(fake)
+	cfg.MatchRules = []string{"log-call"}
+	tg, err := New(cfg, &http.Client{Transport: failSearch{}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = deliver(t, tg, "m1", activity("m1", noWho("+14155550142")))
+	var perm interface{ Permanent() bool }
+	if err == nil || (errors.As(err, &perm) && perm.Permanent()) {
+		t.Fatalf("Deliver = %v, want a retryable error", err)
+	}
+	if strings.Contains(err.Error(), "4155550142") || !strings.Contains(err.Error(), "/search") {
+		t.Errorf("error %q: want the search named without the caller's number", err)
 	}
 }

@@ -309,6 +309,13 @@ func (t *Target) Deliver(ctx context.Context, d connector.Delivery) (connector.R
 	}
 }
 
+// pathOnly is path without its query, for errors: a caller match's search
+// holds the caller's number, and errors reach logs.
+func pathOnly(path string) string {
+	p, _, _ := strings.Cut(path, "?")
+	return p
+}
+
 // maxAnswer bounds how much of a data API answer is read: a collection of
 // 200 results is some 20 KiB.
 const maxAnswer = 4 << 20
@@ -338,12 +345,12 @@ func (t *Target) call(ctx context.Context, method, path string, body []byte) (*a
 		if err != nil {
 			// Timeouts and dropped connections: Salesforce may have
 			// written the record; the upsert's retry finds it.
-			return nil, &connector.DeliveryError{Err: fmt.Errorf("salesforce %s %s: %w", method, path, cause(err))}
+			return nil, &connector.DeliveryError{Err: fmt.Errorf("salesforce %s %s: %w", method, pathOnly(path), cause(err))}
 		}
 		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 		resp.Body.Close()
 		if err != nil {
-			return nil, &connector.DeliveryError{Status: resp.StatusCode, Err: fmt.Errorf("salesforce %s %s: read answer: %w", method, path, err)}
+			return nil, &connector.DeliveryError{Status: resp.StatusCode, Err: fmt.Errorf("salesforce %s %s: read answer: %w", method, pathOnly(path), err)}
 		}
 		t.observe(resp.Header.Get("Sforce-Limit-Info"))
 		ans := &answer{status: resp.StatusCode, body: scrub(raw, s.token), retryAfter: connector.ParseRetryAfter(resp.Header.Get("Retry-After"), t.now())}

@@ -45,16 +45,27 @@ const (
 	quickWaitMax = 2 * time.Second
 )
 
-// requestsPerAttempt bounds the requests one attempt of a type may make:
-// with OAuth a token fetch, the send, a second fetch and a second send
-// after a 401; a CRM target may also look the record or the caller up,
-// link the record, or complete it in a second step.
-func requestsPerAttempt(typ string) int {
-	switch typ {
+// requestsPerAttempt bounds the requests one attempt of tc may make: with
+// OAuth a token fetch, the send, a second fetch and a second send after a
+// 401; a CRM target may also look the record or the caller up, link the
+// record, or complete it in a second step; and a batch may look up the
+// caller of each of its records (two tables in Dataverse).
+func requestsPerAttempt(tc config.TargetConfig) int {
+	switch tc.Type {
 	case config.TypeJSONL, config.TypeWebhook:
 		return 4
 	}
+	if matches(tc) {
+		return 12 + 2*batchSize(tc)
+	}
 	return 12
+}
+
+// matches reports whether tc looks callers up by phone.
+func matches(tc config.TargetConfig) bool {
+	return (tc.Salesforce != nil && len(tc.Salesforce.MatchRules) > 0) ||
+		(tc.HubSpot != nil && tc.HubSpot.Match != nil) ||
+		(tc.Dynamics != nil && len(tc.Dynamics.MatchRules) > 0)
 }
 
 // Open builds every target of targets, by name, as the dispatcher's
@@ -86,7 +97,7 @@ func Open(targets map[string]config.TargetConfig, names []string, logger *slog.L
 			},
 		}
 		if b, ok := d.(connector.BatchTarget); ok {
-			t.Send, t.SendBatch, t.BatchSize = nil, sendBatch(b), batchSize(tc.Type)
+			t.Send, t.SendBatch, t.BatchSize = nil, sendBatch(b), batchSize(tc)
 		}
 		out = append(out, t)
 	}
@@ -113,9 +124,16 @@ func sendBatch(b connector.BatchTarget) outbox.SendBatchFunc {
 	}
 }
 
-// batchSize is how many records one API call of a type takes.
-func batchSize(typ string) int {
-	switch typ {
+// matchBatch bounds a batch whose records each may need a caller search,
+// so that one attempt stays short enough for its lease.
+const matchBatch = 20
+
+// batchSize is how many records one API call of tc takes.
+func batchSize(tc config.TargetConfig) int {
+	if matches(tc) {
+		return matchBatch
+	}
+	switch tc.Type {
 	case config.TypeSalesforce:
 		return salesforce.MaxBatch
 	case config.TypeHubSpot:
@@ -251,10 +269,21 @@ func Lease(targets map[string]config.TargetConfig) time.Duration {
 	longest := time.Duration(0)
 	for _, tc := range targets {
 		perRequest := (quickRetries+1)*tc.Timeout + quickRetries*quickWaitMax
-		longest = max(longest, time.Duration(requestsPerAttempt(tc.Type))*perRequest)
+		longest = max(longest, time.Duration(requestsPerAttempt(tc))*perRequest)
 	}
 	return max(5*time.Minute, 2*longest)
 }
+
+// debugLogger gives go-retryablehttp's messages to the log at debug level
+// whatever their level: they carry the request's URL, whose query may hold
+// a caller's number (a CRM search), and the dispatcher logs each failed
+// attempt itself.
+type debugLogger struct{ l *slog.Logger }
+
+func (d debugLogger) Error(msg string, kv ...any) { d.l.Debug(msg, kv...) }
+func (d debugLogger) Info(msg string, kv ...any)  { d.l.Debug(msg, kv...) }
+func (d debugLogger) Debug(msg string, kv ...any) { d.l.Debug(msg, kv...) }
+func (d debugLogger) Warn(msg string, kv ...any)  { d.l.Debug(msg, kv...) }
 
 // newHTTPClient returns an HTTP client that retries a failed request a
 // couple of times within one attempt: network errors, 408, 425, 429 and
@@ -265,7 +294,7 @@ func newHTTPClient(timeout time.Duration, logger *slog.Logger) *http.Client {
 	c := retryablehttp.NewClient()
 	c.HTTPClient = cleanhttp.DefaultPooledClient()
 	c.HTTPClient.Timeout = timeout
-	c.Logger = logger
+	c.Logger = debugLogger{logger}
 	c.RetryMax = quickRetries
 	c.RetryWaitMin = quickWaitMin
 	c.RetryWaitMax = quickWaitMax
