@@ -151,12 +151,15 @@ type TargetConfig struct {
 	// Options are the keys of a CRM type's own, decoded by Load into the
 	// one of Salesforce, HubSpot, Dynamics, ServiceNow and Zendesk that
 	// matches Type.
-	Options    map[string]any     `koanf:",remain"`
-	Salesforce *SalesforceOptions `koanf:"-"`
-	HubSpot    *HubSpotOptions    `koanf:"-"`
-	Dynamics   *DynamicsOptions   `koanf:"-"`
-	ServiceNow *ServiceNowOptions `koanf:"-"`
-	Zendesk    *ZendeskOptions    `koanf:"-"`
+	Options map[string]any `koanf:",remain"`
+	// optionFiles are the files the secret options were read from, by
+	// option, for Show.
+	optionFiles map[string]string
+	Salesforce  *SalesforceOptions `koanf:"-"`
+	HubSpot     *HubSpotOptions    `koanf:"-"`
+	Dynamics    *DynamicsOptions   `koanf:"-"`
+	ServiceNow  *ServiceNowOptions `koanf:"-"`
+	Zendesk     *ZendeskOptions    `koanf:"-"`
 }
 
 // SourcesConfig configures the contact-center sources.
@@ -674,6 +677,11 @@ func (c *Config) resolveSecrets(environ []string) error {
 			t.ClientSecret = strings.TrimSpace(string(b))
 		}
 		t.ClientSecret = expand(key+".client_secret", t.ClientSecret)
+		// Not secrets, but kept out of the file all the same by many
+		// admins (a connected app's consumer key, an instance's URL).
+		t.ClientID = expand(key+".client_id", t.ClientID)
+		t.URL = expand(key+".url", t.URL)
+		t.TokenURL = expand(key+".token_url", t.TokenURL)
 		if len(t.Headers) > 0 {
 			h := make(map[string]string, len(t.Headers))
 			for hk, hv := range t.Headers {

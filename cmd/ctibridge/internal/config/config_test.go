@@ -270,3 +270,75 @@ table = "incident"
 		t.Errorf("Show:\n%s\nwant the options shown and their secrets redacted", out)
 	}
 }
+
+// TestShow_RoundTrips: what Show prints loads back and shows the same, for
+// the defaults, for secrets read from files (their files are shown, not
+// their values) and for CRM options; ${NAME} works in client_id and in a
+// CRM's text options; an option name in capitals is an unknown key.
+func TestShow_RoundTrips(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	secret, token := file("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"), file("token", "pat-s3cret\n")
+	adminFile := file("admin", "adm-s3cret\n")
+	path := writeFile(t, `
+[admin]
+token_file = "`+adminFile+`"
+[targets.file]
+type = "jsonl"
+path = "a.jsonl"
+[targets.hook]
+type = "webhook"
+url = "https://crm.example/hook"
+secret_file = "`+secret+`"
+[targets.sf]
+type = "salesforce"
+login_url = "${SF_LOGIN}"
+client_id = "${SF_ID}"
+client_secret = "sf-s3cret"
+external_id_field = "K__c"
+[targets.hs]
+type = "hubspot"
+token_file = "`+token+`"
+id_property = "ctibridge_key"
+`)
+	env := []string{"SF_ID=3MVG9abc", "SF_LOGIN=https://acme.my.salesforce.com"}
+	c, err := Load(path, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sf := c.Targets["sf"]; sf.ClientID != "3MVG9abc" || sf.Salesforce.LoginURL != "https://acme.my.salesforce.com" {
+		t.Errorf("salesforce = %q %q, want client_id and login_url from the environment", sf.ClientID, sf.Salesforce.LoginURL)
+	}
+	for _, cfg := range []struct {
+		name string
+		c    Config
+	}{{"defaults", DefaultConfig()}, {"files and options", c}} {
+		out, err := cfg.c.Show()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"s3cret", "MfKQ9r8"} {
+			if strings.Contains(string(out), s) {
+				t.Errorf("%s: Show reveals %q:\n%s", cfg.name, s, out)
+			}
+		}
+		back, err := Load(writeFile(t, string(out)), env)
+		if err != nil {
+			t.Errorf("%s: the shown config does not load: %v\n%s", cfg.name, err, out)
+			continue
+		}
+		if again, _ := back.Show(); string(again) != string(out) {
+			t.Errorf("%s: shown again\n%s\nwant\n%s", cfg.name, again, out)
+		}
+	}
+	if _, err := Load(writeFile(t, "[targets.hs]\ntype = \"hubspot\"\nToken = \"pat-x\"\nid_property = \"k\"\n"), nil); err == nil ||
+		!strings.Contains(err.Error(), "Token") {
+		t.Errorf("an option in capitals = %v, want an unknown key named", err)
+	}
+}

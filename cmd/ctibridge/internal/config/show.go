@@ -19,24 +19,28 @@ func (c Config) Show() ([]byte, error) {
 	return toml.Marshal(tree(reflect.ValueOf(c.redacted())))
 }
 
-// redacted returns a copy of c with every secret replaced.
+// redacted returns a copy of c with every secret replaced, or left out
+// where a *_file key names the file it came from.
 func (c Config) redacted() Config {
-	hide := func(s *string) {
-		if *s != "" {
+	hide := func(s *string, file string) {
+		switch {
+		case file != "":
+			*s = "" // the file's name is shown instead
+		case *s != "":
 			*s = redacted
 		}
 	}
-	hide(&c.Admin.Token)
+	hide(&c.Admin.Token, c.Admin.TokenFile)
 	src := c.Sources
 	for _, a := range []*SourceAuth{&src.BrightPattern.SourceAuth, &src.Genesys.SourceAuth, &src.Five9.SourceAuth} {
-		hide(&a.Token)
+		hide(&a.Token, a.TokenFile)
 	}
-	hide(&src.Genesys.GWS.Password)
+	hide(&src.Genesys.GWS.Password, src.Genesys.GWS.PasswordFile)
 	c.Sources = src
 	targets := make(map[string]TargetConfig, len(c.Targets))
 	for name, t := range c.Targets {
-		hide(&t.Secret)
-		hide(&t.ClientSecret)
+		hide(&t.Secret, t.SecretFile)
+		hide(&t.ClientSecret, t.ClientSecretFile)
 		if len(t.Headers) > 0 {
 			h := make(map[string]string, len(t.Headers))
 			for k := range t.Headers {
@@ -51,6 +55,10 @@ func (c Config) redacted() Config {
 					v = redacted
 				}
 				opts[k] = v
+			}
+			for k, file := range t.optionFiles {
+				delete(opts, k)
+				opts[k+"_file"] = file
 			}
 			t.Options = opts
 		}
@@ -82,6 +90,8 @@ func tree(v reflect.Value) any {
 					out[k] = x
 				}
 			case name == "" || name == "-":
+			case v.Type() == reflect.TypeFor[TargetConfig]() && sharedKeys[name] != nil && fv.IsZero():
+				// a key some types do not take, unset: the file leaves it out
 			case (fv.Kind() == reflect.Pointer || fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map) && fv.IsNil():
 				// unset: the default applies, as when the file leaves it out
 			case (fv.Kind() == reflect.String || fv.Kind() == reflect.Bool) && fv.IsZero():

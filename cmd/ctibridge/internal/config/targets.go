@@ -154,8 +154,11 @@ func (t *TargetConfig) decodeOptions(key string) error {
 		return nil
 	}
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		TagName:          "koanf",
-		ErrorUnused:      true,
+		TagName:     "koanf",
+		ErrorUnused: true,
+		// Exact names, as koanf matches every other key: "Token" is an
+		// unknown key, not a secret taken in clear.
+		MatchName:        func(key, field string) bool { return key == field },
 		WeaklyTypedInput: true,
 		DecodeHook:       mapstructure.StringToTimeDurationHookFunc(),
 		Result:           dst,
@@ -185,10 +188,17 @@ func (t *TargetConfig) resolveOptionSecrets(key string, expand func(key, s strin
 				errs = append(errs, fmt.Errorf("%s.%s_file: %w", key, name, err))
 			}
 			t.Options[name] = strings.TrimSpace(string(b))
+			if t.optionFiles == nil {
+				t.optionFiles = map[string]string{}
+			}
+			t.optionFiles[name] = file
 			continue
 		}
-		if v, ok := t.Options[name].(string); ok {
-			t.Options[name] = expand(key+"."+name, v)
+	}
+	// ${NAME} works in every text option, secret or not.
+	for name, v := range t.Options {
+		if text, ok := v.(string); ok {
+			t.Options[name] = expand(key+"."+name, text)
 		}
 	}
 	return errs
