@@ -67,6 +67,16 @@ func (db *DB) Trace(ctx context.Context, q string, paths []string, limit int) ([
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
+	evs := make([]StoredEvent, len(out))
+	for i := range out {
+		evs[i] = out[i].StoredEvent
+	}
+	if err := db.loadFailures(ctx, evs); err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	for i := range out {
+		out[i].Failures = evs[i].Failures
+	}
 	for i := range out {
 		ids, err := deliveryIDs(ctx, tx, out[i].ID)
 		if err != nil {

@@ -24,7 +24,12 @@ func TestDB_Trace(t *testing.T) {
 	accept("e1", `{"id":"IX-1","ani":"+14155550142","agent":{"id":"jdoe"},"notes":"IX-2"}`,
 		outbox.NewDelivery{Target: "crm", Key: "k1", Payload: []byte(`{"a":1}`)},
 		outbox.NewDelivery{Target: "file", Key: "k1", Payload: []byte(`{"a":1}`)})
-	accept("e2", `{"id":"IX-2","dnis":"+4930123456","agent":{"id":"asmith"}}`)
+	ev2 := event("e2")
+	ev2.Interaction = []byte(`{"id":"IX-2","dnis":"+4930123456","agent":{"id":"asmith"}}`)
+	ev2.Failures = []outbox.RuleFailure{{Rule: "calls", Target: "crm", Error: "boom"}}
+	if _, err := db.Accept(ctx, ev2, nil); err != nil {
+		t.Fatal(err)
+	}
 	mustFail(t, db, "crm", "k1", t0, outbox.OutcomeDead, 400, `{"message":"bad field"}`)
 
 	paths := []string{"$.id", "$.ani", "$.dnis", "$.agent.id"}
@@ -42,8 +47,9 @@ func TestDB_Trace(t *testing.T) {
 			t.Errorf("Trace(%q) crm delivery = %+v, want dead with the CRM's answer", q, crm)
 		}
 	}
-	if got, err := db.Trace(ctx, "IX-2", paths, 10); err != nil || len(got) != 1 || got[0].Key != "e2" {
-		t.Errorf("Trace(IX-2) = %+v, %v; want e2 only (e1 mentions IX-2 in its notes, not as its id)", got, err)
+	if got, err := db.Trace(ctx, "IX-2", paths, 10); err != nil || len(got) != 1 || got[0].Key != "e2" ||
+		len(got[0].Failures) != 1 || got[0].Failures[0].Rule != "calls" {
+		t.Errorf("Trace(IX-2) = %+v, %v; want e2 only (e1 mentions IX-2 in its notes, not as its id), with its failed rule", got, err)
 	}
 	if got, err := db.Trace(ctx, "nobody", paths, 10); err != nil || len(got) != 0 {
 		t.Errorf("Trace(nobody) = %+v, %v; want nothing", got, err)

@@ -118,7 +118,9 @@
     $('remap').hidden = o.stats.mappingFailed === 0;
     const rows = o.mappingFailed.map((e) => h('tr', { 'data-id': String(e.id) },
       h('td', {}, String(e.id)), h('td', {}, e.platform), h('td', {}, when(e.receivedAt)),
-      h('td', { class: 'mono answer' }, e.error || '')));
+      h('td', { class: 'mono answer' }, ...(e.failures && e.failures.length
+        ? e.failures.map((f) => h('div', { class: 'rule-failure' }, h('strong', {}, `${f.rule} → ${f.target}: `), f.error))
+        : [e.error || '']))));
     if (!rows.length) rows.push(h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'None.')));
     $('failed-events').tBodies[0].replaceChildren(...rows);
   }
@@ -206,6 +208,7 @@
         h('h3', {}, `${e.platform} ${e.type} · ${when(e.receivedAt)} · interaction ${ix.id || '—'}`,
           ix.agent && ix.agent.id ? ` · agent ${ix.agent.id}` : ''),
         e.state === 'mapping_failed' ? h('p', { class: 'bad' }, 'Mapping failed: ' + e.error) : '',
+        ...(e.failures || []).map((f) => h('p', { class: 'bad rule-failure' }, `Rule ${f.rule} (→ ${f.target}) failed: ${f.error}`)),
         h('details', {}, h('summary', {}, 'raw event'), pre(e.body)),
         e.interaction ? h('details', {}, h('summary', {}, 'normalized interaction'), pre(e.interaction)) : '',
         ...(deliveries.length ? deliveries : [h('p', { class: 'muted' }, 'No record: no rule matched this event.')]));
