@@ -536,6 +536,20 @@ func TestEditor_PreviewAgainstEvents(t *testing.T) {
 	if status != 200 || body["platform"] != "five9" || activity(t, body)["platform"] != "five9" {
 		t.Errorf("preview of a Five9 sequence = %d %v", status, body)
 	}
+	// A transfer: each agent's leg is its own interaction, each previewed.
+	transfer, err := os.ReadFile("../../connector/five9/testdata/transfer.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body = preview(t, map[string]any{"name": "crm.toml", "content": testMapping, "event": string(transfer), "platform": "five9"})
+	ps, _ := body["previews"].([]any)
+	if status != 200 || len(ps) != 3 { // the transferred call's two legs, then a chat
+		t.Fatalf("preview of a Five9 transfer = %d, %d previews; want one per interaction and leg: %v", status, len(ps), body)
+	}
+	first, second := ps[0].(map[string]any)["interaction"].(map[string]any), ps[1].(map[string]any)["interaction"].(map[string]any)
+	if first["id"] != second["id"] || first["leg"] == second["leg"] {
+		t.Errorf("transfer previews = %v and %v, want one interaction id with two legs", first, second)
+	}
 	// A rule that does not match says why.
 	chatsOnly := strings.Replace(testMapping, `when   = 'channel == "voice"'`, `when   = 'channel == "chat"'`, 1)
 	status, body = preview(t, map[string]any{"name": "crm.toml", "content": chatsOnly, "eventId": 2})

@@ -522,7 +522,7 @@ func (s *Server) handleMappingPreview(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var in *connector.Interaction
+	var ins []*connector.Interaction
 	platform := ""
 	switch {
 	case e.EventID > 0:
@@ -535,14 +535,17 @@ func (s *Server) handleMappingPreview(w http.ResponseWriter, r *http.Request) {
 			httpjson.Error(w, http.StatusNotFound, fmt.Sprintf("event %d: not found, or it completed no interaction", e.EventID))
 			return
 		}
-		in, platform = &connector.Interaction{}, evs[0].Platform
+		in := &connector.Interaction{}
+		ins, platform = []*connector.Interaction{in}, evs[0].Platform
 		if err := json.Unmarshal(evs[0].Interaction, in); err != nil {
 			s.adminError(w, r, fmt.Errorf("event %d: stored interaction: %w", e.EventID, err))
 			return
 		}
 	case strings.TrimSpace(e.Event) != "":
 		var err error
-		if in, platform, err = ingest.Preview(s.Decoders, e.Platform, []byte(e.Event)); err != nil {
+		// A sequence may complete several interactions (each agent's leg
+		// of a transfer): each is previewed, as the daemon would map it.
+		if ins, platform, err = ingest.PreviewAll(s.Decoders, e.Platform, []byte(e.Event)); err != nil {
 			httpjson.Error(w, http.StatusUnprocessableEntity, err.Error())
 			return
 		}
@@ -550,13 +553,24 @@ func (s *Server) handleMappingPreview(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, "want an event to preview against: event (its JSON) or eventId")
 		return
 	}
-	results := set.Explain(in)
-	for i := range results {
-		results[i].File = s.baseName(results[i].File)
+	type preview struct {
+		Interaction connector.Interaction `json:"interaction"`
+		Results     []mapping.RuleResult  `json:"results"`
 	}
-	shown := *in
-	shown.Raw = nil
-	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "platform": platform, "interaction": shown, "results": results})
+	previews := make([]preview, 0, len(ins))
+	for _, in := range ins {
+		in = set.MaskInteraction(in) // as the daemon stores and maps it
+		results := set.Explain(in)
+		for i := range results {
+			results[i].File = s.baseName(results[i].File)
+		}
+		shown := *in
+		shown.Raw = nil
+		previews = append(previews, preview{Interaction: shown, Results: results})
+	}
+	last := previews[len(previews)-1]
+	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "platform": platform, "previews": previews,
+		"interaction": last.Interaction, "results": last.Results})
 }
 
 // recentEvent is a stored event as the editor's picker lists it.

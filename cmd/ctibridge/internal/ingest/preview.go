@@ -39,15 +39,6 @@ func PreviewAll(decoders map[string]Decoder, platform string, body []byte) ([]*c
 	return nil, "", fmt.Errorf("no platform makes an interaction of this event:\n%w", errors.Join(errs...))
 }
 
-// Preview is PreviewAll's last interaction, for a caller that shows one.
-func Preview(decoders map[string]Decoder, platform string, body []byte) (*connector.Interaction, string, error) {
-	ins, name, err := PreviewAll(decoders, platform, body)
-	if err != nil {
-		return nil, "", err
-	}
-	return ins[len(ins)-1], name, nil
-}
-
 // replay decodes each line of body (or body whole, when it is one JSON
 // document) with an in-memory snapshot store and duplicate detection, and
 // returns the interactions the events complete, in order.

@@ -362,6 +362,35 @@
     return JSON.stringify(v);
   }
 
+  // renderPreview shows what each rule makes of one interaction into out.
+  function renderPreview(out, platform, inter, results, of) {
+    const matched = results.filter((r) => r.matched).length;
+    out.append(h('p', { class: 'summary' },
+      h('strong', null, `${platform} interaction ${inter.id}`), inter.leg && of > 1 ? ` (leg ${inter.leg})` : '',
+      ` · ${inter.channel}, ${inter.direction}`,
+      ` · ${matched} of ${count(results.length, 'rule')} matched`));
+    for (const r of results) {
+      const badge = r.error ? h('span', { class: 'badge failed' }, 'failed')
+        : r.matched ? h('span', { class: 'badge matched' }, 'matched') : h('span', { class: 'badge' }, 'not matched');
+      const card = h('div', { class: 'rule', 'data-rule': r.rule },
+        h('header', null, h('span', { class: 'name' }, r.rule), badge,
+          h('span', { class: 'where' }, `→ ${r.target} · ${r.object} · ${r.file}:${r.line}`)));
+      if (r.reason) card.append(h('div', { class: 'reason' }, r.reason));
+      if (r.error) card.append(h('div', { class: 'error' }, r.error));
+      if (r.activity) {
+        const table = h('table', { class: 'fields' });
+        table.append(h('tr', null, h('td', null, 'key'), h('td', null, r.activity.key)));
+        for (const k of Object.keys(r.activity.fields || {}).sort()) {
+          table.append(h('tr', { 'data-field': k }, h('td', null, k), h('td', null, show(r.activity.fields[k]))));
+        }
+        card.append(table);
+      }
+      out.append(card);
+    }
+    out.append(h('details', null, h('summary', null, 'The interaction\'s fields'),
+      h('pre', null, JSON.stringify(inter, null, 2))));
+  }
+
   async function preview() {
     const f = cur();
     const out = $('preview-out');
@@ -390,31 +419,15 @@
       out.dataset.state = 'error';
       return;
     }
-    const inter = data.interaction;
-    const matched = data.results.filter((r) => r.matched).length;
-    out.replaceChildren(h('p', { class: 'summary' },
-      h('strong', null, `${data.platform} interaction ${inter.id}`), ` · ${inter.channel}, ${inter.direction}`,
-      ` · ${matched} of ${count(data.results.length, 'rule')} matched`));
-    for (const r of data.results) {
-      const badge = r.error ? h('span', { class: 'badge failed' }, 'failed')
-        : r.matched ? h('span', { class: 'badge matched' }, 'matched') : h('span', { class: 'badge' }, 'not matched');
-      const card = h('div', { class: 'rule', 'data-rule': r.rule },
-        h('header', null, h('span', { class: 'name' }, r.rule), badge,
-          h('span', { class: 'where' }, `→ ${r.target} · ${r.object} · ${r.file}:${r.line}`)));
-      if (r.reason) card.append(h('div', { class: 'reason' }, r.reason));
-      if (r.error) card.append(h('div', { class: 'error' }, r.error));
-      if (r.activity) {
-        const table = h('table', { class: 'fields' });
-        table.append(h('tr', null, h('td', null, 'key'), h('td', null, r.activity.key)));
-        for (const k of Object.keys(r.activity.fields || {}).sort()) {
-          table.append(h('tr', { 'data-field': k }, h('td', null, k), h('td', null, show(r.activity.fields[k]))));
-        }
-        card.append(table);
-      }
-      out.append(card);
+    // A sequence may complete several interactions (each agent's leg of a
+    // transfer): each one's rules, in order.
+    const previews = data.previews || [{ interaction: data.interaction, results: data.results }];
+    out.replaceChildren();
+    for (const p of previews) {
+      const section = h('section', { class: 'interaction', 'data-interaction': p.interaction.id });
+      renderPreview(section, data.platform, p.interaction, p.results, previews.length);
+      out.append(section);
     }
-    out.append(h('details', null, h('summary', null, 'The interaction\'s fields'),
-      h('pre', null, JSON.stringify(inter, null, 2))));
     out.dataset.state = 'done';
   }
 
