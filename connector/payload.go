@@ -59,6 +59,9 @@ func ParseObject(body []byte) (Object, error) {
 // of its own once it is known to be one object of valid JSON, valid UTF-8
 // and no member name twice.
 func CheckObject(body []byte) error {
+	if sure, err := scanObject(body); sure {
+		return err
+	}
 	if !json.Valid(body) || Kind(body) != "object" {
 		// Rare: ParseObject words what the body is instead.
 		_, err := ParseObject(body)
@@ -79,32 +82,8 @@ func CheckObject(body []byte) error {
 // object has few members, so that a body of small objects allocates
 // nothing; a large object gets a set, so that many members stay linear.
 func checkTree(body []byte) error {
-	const setAbove = 32 // members of an object searched without a set
-	// frame is an object or array being scanned.
-	type frame struct {
-		obj   bool
-		first int             // the object's first name in names (arrays keep the count too)
-		set   map[string]bool // its names, once it has more than setAbove
-		name  []byte          // the member whose value is being read
-		index int             // the element being read
-	}
 	var stack []frame
 	var names [][]byte
-	path := func() string {
-		var b strings.Builder
-		for _, f := range stack {
-			name := Clip(strings.ToValidUTF8(string(f.name), "\uFFFD"))
-			switch {
-			case f.obj && b.Len() > 0:
-				b.WriteString("." + name)
-			case f.obj:
-				b.WriteString(name)
-			default:
-				fmt.Fprintf(&b, "[%d]", f.index)
-			}
-		}
-		return b.String()
-	}
 	wantName := false // the next string of the object on top is a member name
 	for i := 0; i < len(body); i++ {
 		switch body[i] {
@@ -144,14 +123,14 @@ func checkTree(body []byte) error {
 				}
 				top.name, wantName = name, false
 				if !valid {
-					return BadPayload(path(), "the member name is not valid UTF-8")
+					return BadPayload(pathOf(stack), "the member name is not valid UTF-8")
 				}
-				if seen(names[top.first:], &top.set, name, setAbove) {
-					return BadPayload(path(), "appears twice; send each member once")
+				if seen(names[top.first:], &top.set, name) {
+					return BadPayload(pathOf(stack), "appears twice; send each member once")
 				}
 				names = append(names, name)
 			} else if !valid {
-				return BadPayload(path(), "text that is not valid UTF-8")
+				return BadPayload(pathOf(stack), "text that is not valid UTF-8")
 			}
 			i = end
 		}
@@ -159,10 +138,41 @@ func checkTree(body []byte) error {
 	return nil
 }
 
+// setAbove is how many members of an object are searched for a duplicate
+// name without a set.
+const setAbove = 32
+
+// frame is an object or array being scanned for checkTree's errors.
+type frame struct {
+	obj   bool
+	first int             // the object's first name in the shared names (arrays keep the count too)
+	set   map[string]bool // its names, once it has more than setAbove
+	name  []byte          // the member whose value is being read
+	index int             // the element being read
+}
+
+// pathOf is the dotted path of the value being read, such as
+// data.list[1].a.
+func pathOf(stack []frame) string {
+	var b strings.Builder
+	for _, f := range stack {
+		name := Clip(strings.ToValidUTF8(string(f.name), "\uFFFD"))
+		switch {
+		case f.obj && b.Len() > 0:
+			b.WriteString("." + name)
+		case f.obj:
+			b.WriteString(name)
+		default:
+			fmt.Fprintf(&b, "[%d]", f.index)
+		}
+	}
+	return b.String()
+}
+
 // seen reports whether name is among names, the names of one object so
-// far. Past limit names, it keeps them in *set too and looks there.
-func seen(names [][]byte, set *map[string]bool, name []byte, limit int) bool {
-	if len(names) < limit {
+// far. Past setAbove names, it keeps them in *set too and looks there.
+func seen(names [][]byte, set *map[string]bool, name []byte) bool {
+	if len(names) < setAbove {
 		for _, n := range names {
 			if bytes.Equal(n, name) {
 				return true
@@ -171,7 +181,7 @@ func seen(names [][]byte, set *map[string]bool, name []byte, limit int) bool {
 		return false
 	}
 	if *set == nil {
-		*set = make(map[string]bool, 2*limit)
+		*set = make(map[string]bool, 2*setAbove)
 		for _, n := range names {
 			(*set)[string(n)] = true
 		}
