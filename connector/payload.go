@@ -54,6 +54,22 @@ func ParseObject(body []byte) (Object, error) {
 	return Object{raw: body, m: m}, nil
 }
 
+// CheckObject returns the error ParseObject would return for body, or nil,
+// without keeping its members: for a source that reads the body in one pass
+// of its own once it is known to be one object of valid JSON, valid UTF-8
+// and no member name twice.
+func CheckObject(body []byte) error {
+	if sure, err := scanObject(body); sure {
+		return err
+	}
+	if !json.Valid(body) || Kind(body) != "object" {
+		// Rare: ParseObject words what the body is instead.
+		_, err := ParseObject(body)
+		return err
+	}
+	return checkTree(body)
+}
+
 // checkTree refuses what json.Unmarshal lets pass in a body it parsed: a
 // member name used twice in one object, of which Unmarshal silently keeps
 // the last ("event" twice, and which one counts depends on the parser),
@@ -62,46 +78,26 @@ func ParseObject(body []byte) (Object, error) {
 //
 // body is valid JSON, so a scan of its brackets, commas and strings is
 // enough; it is four times faster than walking encoding/json's tokens.
+// The names of the open objects share one slice, searched linearly while an
+// object has few members, so that a body of small objects allocates
+// nothing; a large object gets a set, so that many members stay linear.
 func checkTree(body []byte) error {
-	// frame is an object or array being scanned.
-	type frame struct {
-		obj   bool
-		names map[string]bool
-		name  string // the member whose value is being read
-		index int    // the element being read
-	}
-	var stack []*frame
-	path := func() string {
-		var b strings.Builder
-		for _, f := range stack {
-			switch {
-			case f.obj && b.Len() > 0:
-				b.WriteString("." + Clip(strings.ToValidUTF8(f.name, "\uFFFD")))
-			case f.obj:
-				b.WriteString(Clip(strings.ToValidUTF8(f.name, "\uFFFD")))
-			default:
-				fmt.Fprintf(&b, "[%d]", f.index)
-			}
-		}
-		return b.String()
-	}
+	var stack []frame
+	var names [][]byte
 	wantName := false // the next string of the object on top is a member name
 	for i := 0; i < len(body); i++ {
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
 		switch body[i] {
 		case '{':
-			stack = append(stack, &frame{obj: true, names: map[string]bool{}})
+			stack = append(stack, frame{obj: true, first: len(names)})
 			wantName = true
 		case '[':
-			stack = append(stack, &frame{})
+			stack = append(stack, frame{first: len(names)})
 			wantName = false
 		case '}', ']':
+			names = names[:stack[len(stack)-1].first]
 			stack = stack[:len(stack)-1]
 		case ',':
-			if top.obj {
+			if top := &stack[len(stack)-1]; top.obj {
 				wantName = true
 			} else {
 				top.index++
@@ -118,25 +114,83 @@ func checkTree(body []byte) error {
 			lit := body[i+1 : end]
 			valid := utf8.Valid(lit)
 			if wantName {
-				name := string(lit)
+				top := &stack[len(stack)-1]
+				name := lit
 				if escaped {
-					_ = json.Unmarshal(body[i:end+1], &name)
+					var s string
+					_ = json.Unmarshal(body[i:end+1], &s)
+					name = []byte(s)
 				}
 				top.name, wantName = name, false
 				if !valid {
-					return BadPayload(path(), "the member name is not valid UTF-8")
+					return BadPayload(pathOf(stack), "the member name is not valid UTF-8")
 				}
-				if top.names[name] {
-					return BadPayload(path(), "appears twice; send each member once")
+				if seen(names[top.first:], &top.set, name) {
+					return BadPayload(pathOf(stack), "appears twice; send each member once")
 				}
-				top.names[name] = true
+				names = append(names, name)
 			} else if !valid {
-				return BadPayload(path(), "text that is not valid UTF-8")
+				return BadPayload(pathOf(stack), "text that is not valid UTF-8")
 			}
 			i = end
 		}
 	}
 	return nil
+}
+
+// setAbove is how many members of an object are searched for a duplicate
+// name without a set.
+const setAbove = 32
+
+// frame is an object or array being scanned for checkTree's errors.
+type frame struct {
+	obj   bool
+	first int             // the object's first name in the shared names (arrays keep the count too)
+	set   map[string]bool // its names, once it has more than setAbove
+	name  []byte          // the member whose value is being read
+	index int             // the element being read
+}
+
+// pathOf is the dotted path of the value being read, such as
+// data.list[1].a.
+func pathOf(stack []frame) string {
+	var b strings.Builder
+	for _, f := range stack {
+		name := Clip(strings.ToValidUTF8(string(f.name), "\uFFFD"))
+		switch {
+		case f.obj && b.Len() > 0:
+			b.WriteString("." + name)
+		case f.obj:
+			b.WriteString(name)
+		default:
+			fmt.Fprintf(&b, "[%d]", f.index)
+		}
+	}
+	return b.String()
+}
+
+// seen reports whether name is among names, the names of one object so
+// far. Past setAbove names, it keeps them in *set too and looks there.
+func seen(names [][]byte, set *map[string]bool, name []byte) bool {
+	if len(names) < setAbove {
+		for _, n := range names {
+			if bytes.Equal(n, name) {
+				return true
+			}
+		}
+		return false
+	}
+	if *set == nil {
+		*set = make(map[string]bool, 2*setAbove)
+		for _, n := range names {
+			(*set)[string(n)] = true
+		}
+	}
+	if (*set)[string(name)] {
+		return true
+	}
+	(*set)[string(name)] = true
+	return false
 }
 
 // At is the dotted path of member name, such as data.interactionId.

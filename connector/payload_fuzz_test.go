@@ -56,6 +56,33 @@ func FuzzParseObject(f *testing.F) {
 	})
 }
 
+// FuzzCheckObject: CheckObject, which checks a body in one pass of its own,
+// refuses exactly what ParseObject refuses, with the same message.
+func FuzzCheckObject(f *testing.F) {
+	for _, s := range []string{
+		`{"event":"x","data":{"a":[1,{"b":null}],"c":-0.5e+3,"d":[true,false,"\u00e9\n"]}}`,
+		`{"event":"x","event":"y"}`,
+		`{"a":{"b":1,"b":2}}`,
+		`{"data":{"id":"1","\u0069d":"2"}}`,
+		"{\"a\":\"caf\xe9\"}",
+		"{\"\xff\":1}",
+		"{\"a\":\"x\ty\"}",
+		`{"a":01}`, `{"a":1.}`, `{"a":-}`, `{"a":1e}`, `{"a":tru}`, `{"a":"\x"}`, `{"a":"\u12g4"}`,
+		`{"a":1,}`, `{"a" 1}`, `{,}`, `{"a":[1,]}`, `{} {}`, " {}\n",
+		`[]`, `{}`, `{"a":[[[]]]}`, ``, `null`, `"x"`,
+		`{"a":` + strings.Repeat("[", 600) + strings.Repeat("]", 600) + `}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		err := connector.CheckObject(body)
+		_, want := connector.ParseObject(body)
+		if (err == nil) != (want == nil) || err != nil && err.Error() != want.Error() {
+			t.Fatalf("CheckObject(%q) = %v, ParseObject's error %v", body, err, want)
+		}
+	})
+}
+
 // duplicateName is the fuzz test's oracle, by another method than
 // ParseObject's: the first member name found twice in one object of doc,
 // a valid JSON document, walking encoding/json's tokens.

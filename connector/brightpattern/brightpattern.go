@@ -65,10 +65,10 @@ type Decoder struct {
 // Bright Pattern sends the whole interaction in one event, so Decode keeps no
 // state and never calls state.
 func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event, error) {
-	top, err := connector.ParseObject(body)
-	if err != nil {
+	if err := connector.CheckObject(body); err != nil {
 		return connector.Event{}, err
 	}
+	top := parseObject("", -1, body[skipSpace(body, 0):])
 	var r reader
 	name := r.Str(top, "event")
 	if r.Err() != nil {
@@ -109,7 +109,7 @@ func (d Decoder) Decode(body []byte, state connector.StateFunc) (connector.Event
 // receivedAt reads the bridge's stamp: when the event reached the browser,
 // the end of an interaction that gives none. Without it, the time of
 // decoding stands in.
-func (d Decoder) receivedAt(r *reader, top connector.Object) time.Time {
+func (d Decoder) receivedAt(r *reader, top object) time.Time {
 	s := r.Str(top, "receivedAt")
 	if s == "" {
 		if d.Now != nil {
@@ -129,7 +129,7 @@ func (d Decoder) receivedAt(r *reader, top connector.Object) time.Time {
 // section 3). agentID is the bridge's top-level agentId, which wins over
 // data.agentId because the bridge reads it from the logged-in session. at
 // is when the event was received.
-func normalize(data connector.Object, agentID string, at time.Time) (*connector.Interaction, error) {
+func normalize(data object, agentID string, at time.Time) (*connector.Interaction, error) {
 	var r reader
 	in := &connector.Interaction{Platform: Platform, Raw: data.Raw()}
 
@@ -210,7 +210,7 @@ const (
 // time reads an epoch time in seconds or milliseconds. Zero counts as unset:
 // it is what an uninitialised JavaScript number serializes to, never a real
 // interaction time.
-func (r *reader) time(o connector.Object, name string) *time.Time {
+func (r *reader) time(o object, name string) *time.Time {
 	v, ok := r.Num(o, name)
 	if !ok || v == 0 {
 		return nil
@@ -234,7 +234,7 @@ func (r *reader) time(o connector.Object, name string) *time.Time {
 // wrap-up, so that is a little late). The start is missing only when
 // neither startTime nor duration says it. The duration falls back to end
 // minus start when it is absent or negative, and is never negative.
-func (r *reader) times(o connector.Object, start, end *time.Time, at time.Time) (*time.Time, *time.Time, int) {
+func (r *reader) times(o object, start, end *time.Time, at time.Time) (*time.Time, *time.Time, int) {
 	v, ok := r.Num(o, "duration")
 	if ok && v > maxDuration {
 		r.Fail(connector.BadPayload(o.At("duration"), "%v seconds is out of range", v))
@@ -268,7 +268,7 @@ func (r *reader) times(o connector.Object, start, end *time.Time, at time.Time) 
 
 // parties reads callParties; their id is the platform's leg id, which no CRM
 // field needs, so it is not kept.
-func (r *reader) parties(o connector.Object, name string) []connector.Party {
+func (r *reader) parties(o object, name string) []connector.Party {
 	var out []connector.Party
 	for p := range r.Objects(o, name) {
 		out = append(out, connector.Party{
