@@ -10,7 +10,7 @@ import (
 
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
-	"github.com/ctibridge/ctibridge/internal/spectest"
+	"github.com/ctibridge/ctibridge/connector/connectortest/spectest"
 )
 
 const (

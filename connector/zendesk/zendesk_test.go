@@ -14,7 +14,7 @@ import (
 
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
-	"github.com/ctibridge/ctibridge/internal/spectest"
+	"github.com/ctibridge/ctibridge/connector/connectortest/spectest"
 )
 
 // t0 is the tests' clock: any fixed time works.
