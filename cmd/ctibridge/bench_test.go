@@ -41,6 +41,8 @@ func TestBench_Smoke(t *testing.T) {
 		"| Raw: 1 row/txn, WAL+FULL (fsync-bound) | ",
 		"| Durable ingest, 8 clients | ",
 		"| Ingest ÷ raw ceiling | ",
+		"| HTTP ceiling: bare server, decode + group commit, WAL+FULL, 8 clients | ",
+		"| Ingest ÷ HTTP ceiling | ",
 		"| Ack latency p50 / p99 (burst) | ",
 		"| Ingest errors (not 202), burst + steady | 0 | 0 | PASS |",
 		"| Deliveries/s (burst drain) | ",
@@ -63,7 +65,7 @@ func TestBench_Smoke(t *testing.T) {
 	if m := regexp.MustCompile(`\| Daemon peak RSS \(burst \+ steady\) \| ([0-9.]+) MB`).FindStringSubmatch(table); m == nil || m[1] == "0.0" {
 		t.Errorf("no daemon RSS measured")
 	}
-	if n := strings.Count(table, "\n"); n != 20 {
-		t.Errorf("table has %d lines, want 20 (header, rule, 18 rows)", n)
+	if n := strings.Count(table, "\n"); n != 22 {
+		t.Errorf("table has %d lines, want 22 (header, rule, 20 rows)", n)
 	}
 }

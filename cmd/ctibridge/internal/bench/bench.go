@@ -55,6 +55,7 @@ type Options struct {
 // Targets, from the issue; each is checked on a 2-core machine.
 const (
 	targetIngestRate  = 10_000 // events/s with 64 clients
+	targetIngestRatio = 0.8    // of the HTTP ceiling: a bare server doing the same decode and durable commit
 	targetAckP99      = 25 * time.Millisecond
 	targetDeliverRate = 5_000 // deliveries/s
 	targetE2EP99      = 50 * time.Millisecond
@@ -234,6 +235,7 @@ type benchResult struct {
 	machine string
 
 	rawRate, rawSingleRate float64 // rows/s batched, commits/s one row each
+	httpRate               float64 // events/s of the bare HTTP ceiling
 
 	burst struct {
 		sent, acked int
@@ -281,6 +283,11 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	}
 	single := min(max(o.RawRows/50, 100), 2000)
 	if res.rawSingleRate, err = rawInsertRate(ctx, filepath.Join(b.dir, "raw1.db"), b, single, 1, min(o.Duration, 5*time.Second)); err != nil {
+		return nil, err
+	}
+
+	b.logf("http ceiling: %d events, %d clients, decode and group commit, synchronous=FULL", o.Events, o.Clients)
+	if res.httpRate, err = b.httpCeiling(ctx, filepath.Join(b.dir, "ceiling.db")); err != nil {
 		return nil, err
 	}
 

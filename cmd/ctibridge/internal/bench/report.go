@@ -66,6 +66,8 @@ func (r *benchResult) write(w io.Writer) {
 	add(fmt.Sprintf("Raw ceiling: bare table, %d rows/txn, WAL+FULL", o.RawBatch),
 		fmt.Sprintf("%s rows/s", count(r.rawRate)), info, info)
 	add("Raw: 1 row/txn, WAL+FULL (fsync-bound)", fmt.Sprintf("%s commits/s", count(r.rawSingleRate)), info, info)
+	add(fmt.Sprintf("HTTP ceiling: bare server, decode + group commit, WAL+FULL, %d clients", o.Clients),
+		fmt.Sprintf("%s events/s", count(r.httpRate)), info, info)
 
 	ingest := perSec(r.burst.acked, r.burst.elapsed)
 	add(fmt.Sprintf("Durable ingest, %d clients", o.Clients),
@@ -76,6 +78,11 @@ func (r *benchResult) write(w io.Writer) {
 		ratio = ingest / r.rawRate
 	}
 	add("Ingest ÷ raw ceiling", fmt.Sprintf("%.1f%%", 100*ratio), info, info)
+	httpRatio := 0.0
+	if r.httpRate > 0 {
+		httpRatio = ingest / r.httpRate
+	}
+	add("Ingest ÷ HTTP ceiling", fmt.Sprintf("%.2f", httpRatio), "≥ 0.8", check(httpRatio >= targetIngestRatio))
 	add("Ack latency p50 / p99 (burst)", fmt.Sprintf("%s / %s", msec(r.burst.p50), msec(r.burst.p99)),
 		"p99 ≤ 25 ms", check(r.burst.acked > 0 && r.burst.p99 <= targetAckP99))
 	nerr := 0
