@@ -8,7 +8,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -507,16 +506,11 @@ func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 // transaction, into a bare table in a new WAL, synchronous=FULL database at
 // path, and returns rows/s. It stops early after limit.
 func rawInsertRate(ctx context.Context, path string, b *bench, rows, batch int, limit time.Duration) (float64, error) {
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+
-		"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	db, err := openDurable(ctx, path)
 	if err != nil {
 		return 0, fmt.Errorf("bench: raw ceiling: %w", err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, `CREATE TABLE raw (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, body BLOB NOT NULL)`); err != nil {
-		return 0, fmt.Errorf("bench: raw ceiling: %w", err)
-	}
 	bodies := make([][]byte, batch)
 	done := 0
 	start := time.Now()
@@ -525,23 +519,7 @@ func rawInsertRate(ctx context.Context, path string, b *bench, rows, batch int, 
 		for i := range n {
 			bodies[i] = b.event(fmt.Sprintf("raw-%08d", done+i))
 		}
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return 0, fmt.Errorf("bench: raw ceiling: %w", err)
-		}
-		st, err := tx.PrepareContext(ctx, `INSERT INTO raw (key, body) VALUES (?, ?)`)
-		if err != nil {
-			tx.Rollback()
-			return 0, fmt.Errorf("bench: raw ceiling: %w", err)
-		}
-		for i := range n {
-			if _, err := st.ExecContext(ctx, fmt.Sprintf("raw-%08d", done+i), bodies[i]); err != nil {
-				tx.Rollback()
-				return 0, fmt.Errorf("bench: raw ceiling: %w", err)
-			}
-		}
-		st.Close()
-		if err := tx.Commit(); err != nil {
+		if err := commitBatch(ctx, db, n, func(i int) (string, []byte) { return fmt.Sprintf("raw-%08d", done+i), bodies[i] }); err != nil {
 			return 0, fmt.Errorf("bench: raw ceiling: %w", err)
 		}
 		done += n

@@ -332,8 +332,8 @@ func TestRawInsertRate(t *testing.T) {
 	}
 	defer db.Close()
 	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM raw`).Scan(&n); err != nil || n != 25 {
-		t.Errorf("raw table has %d rows (%v), want 25 in batches of 10", n, err)
+	if err := db.QueryRow(`SELECT count(*) FROM events`).Scan(&n); err != nil || n != 25 {
+		t.Errorf("the table has %d rows (%v), want 25 in batches of 10", n, err)
 	}
 }
 

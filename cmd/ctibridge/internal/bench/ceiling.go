@@ -21,16 +21,11 @@ import (
 // by the same clients as the burst. The daemon's ingest is reported as a
 // ratio of it. It returns events/s.
 func (b *bench) httpCeiling(ctx context.Context, path string) (float64, error) {
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+
-		"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	db, err := openDurable(ctx, path)
 	if err != nil {
 		return 0, fmt.Errorf("bench: http ceiling: %w", err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, `CREATE TABLE events (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, body BLOB NOT NULL)`); err != nil {
-		return 0, fmt.Errorf("bench: http ceiling: %w", err)
-	}
 	type write struct {
 		key  string
 		body []byte
@@ -116,6 +111,22 @@ func (b *bench) httpCeiling(ctx context.Context, path string) (float64, error) {
 		return 0, err
 	}
 	return float64(acked.Load()) / time.Since(start).Seconds(), nil
+}
+
+// openDurable creates a database at path with the daemon's durability
+// (WAL, synchronous=FULL, one writer) and a bare table of events.
+func openDurable(ctx context.Context, path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+
+		"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE events (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, body BLOB NOT NULL)`); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // commitBatch inserts n rows, row(i) giving each key and body, in one
