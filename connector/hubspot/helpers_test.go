@@ -1,22 +1,14 @@
 package hubspot
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/legacy"
-
 	"github.com/ctibridge/ctibridge/connector"
 	"github.com/ctibridge/ctibridge/connector/connectortest"
+	"github.com/ctibridge/ctibridge/connector/connectortest/spectest"
 )
 
 // Credentials of the fakes.
@@ -28,66 +20,10 @@ const (
 	testIDProperty   = "ctibridge_key"
 )
 
-var (
-	specOnce   sync.Once
-	specRouter routers.Router
-	specErr    error
-)
-
-// spec loads testdata/hubspot-subset.yaml once per test binary.
-func spec(tb testing.TB) routers.Router {
-	tb.Helper()
-	specOnce.Do(func() {
-		doc, err := openapi3.NewLoader().LoadFromFile("testdata/hubspot-subset.yaml")
-		if err != nil {
-			specErr = err
-			return
-		}
-		if err := doc.Validate(context.Background()); err != nil {
-			specErr = err
-			return
-		}
-		specRouter, specErr = legacy.NewRouter(doc)
-	})
-	if specErr != nil {
-		tb.Fatalf("load the HubSpot subset spec: %v", specErr)
-	}
-	return specRouter
-}
-
-// validating checks every request against the HubSpot subset spec before
-// sending it; a request the spec does not allow fails the test.
-type validating struct {
-	tb     testing.TB
-	router routers.Router
-	next   http.RoundTripper
-}
-
-func (v *validating) RoundTrip(req *http.Request) (*http.Response, error) {
-	var body []byte
-	if req.Body != nil {
-		body, _ = io.ReadAll(req.Body)
-		req.Body.Close()
-	}
-	check := req.Clone(req.Context())
-	check.Body = io.NopCloser(bytes.NewReader(body))
-	route, params, err := v.router.FindRoute(check)
-	if err != nil {
-		v.tb.Errorf("%s %s: not in the HubSpot subset spec: %v", req.Method, req.URL.Path, err)
-	} else if err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
-		Request: check, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
-	}); err != nil {
-		v.tb.Errorf("%s %s: violates the HubSpot subset spec: %v\nbody: %s", req.Method, req.URL.Path, err, body)
-	}
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	return v.next.RoundTrip(req)
-}
-
-// client returns an http.Client whose requests are validated against the
-// spec.
-func client(tb testing.TB, timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: &validating{tb: tb, router: spec(tb), next: http.DefaultTransport}}
+// client returns an http.Client whose requests are checked against the
+// HubSpot subset spec, served at the fake's base URL.
+func client(tb testing.TB, base string, timeout time.Duration) *http.Client {
+	return spectest.Client(tb, "testdata/hubspot-subset.yaml", base, timeout)
 }
 
 // newFake starts a HubSpot fake that accepts both the private app token
@@ -114,7 +50,7 @@ func oauthConfig(f *connectortest.HubSpot) Config {
 
 func newTarget(tb testing.TB, cfg Config) *Target {
 	tb.Helper()
-	tg, err := New(cfg, client(tb, 2*time.Second))
+	tg, err := New(cfg, client(tb, cfg.BaseURL, 2*time.Second))
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}

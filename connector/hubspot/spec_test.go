@@ -32,7 +32,7 @@ func TestSpecCatchesBadRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		rec := &recorder{TB: t}
-		c := client(rec, 0)
+		c := client(rec, f.URL, 0)
 		resp, err := c.Post(f.URL+tc.path, "application/json", strings.NewReader(tc.body))
 		if err == nil {
 			resp.Body.Close()
@@ -42,7 +42,7 @@ func TestSpecCatchesBadRequests(t *testing.T) {
 		}
 	}
 	rec := &recorder{TB: t}
-	resp, err := client(rec, 0).Post(f.URL+"/crm/v3/objects/calls", "application/json",
+	resp, err := client(rec, f.URL, 0).Post(f.URL+"/crm/v3/objects/calls", "application/json",
 		strings.NewReader(`{"properties":{"hs_timestamp":"1","hs_call_duration":"312000"},"associations":[]}`))
 	if err == nil {
 		resp.Body.Close()

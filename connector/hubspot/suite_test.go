@@ -26,7 +26,7 @@ func runSuite(t *testing.T, config func(*connectortest.HubSpot) Config, skip map
 		Setup: func(t *testing.T, timeout time.Duration) (connectortest.CRM, connectortest.DeliverFunc) {
 			f := newFake(t)
 			contact = f.AddRecord("contacts", nil, time.Time{})
-			tg, err := New(config(f), client(t, timeout))
+			tg, err := New(config(f), client(t, f.URL, timeout))
 			if err != nil {
 				t.Fatal(err)
 			}
