@@ -76,11 +76,3 @@ func TestServe_MappingLiveReload(t *testing.T) {
 		t.Fatalf("after a broken edit the CRM got %s, want the last good mapping", body)
 	}
 }
-
-func decodeJSON(tb testing.TB, resp *http.Response, v any) {
-	tb.Helper()
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		tb.Fatalf("response is not JSON: %v", err)
-	}
-}

@@ -26,10 +26,6 @@ const (
 // types lists every target type, for messages.
 var types = []string{TypeJSONL, TypeWebhook, TypeSalesforce, TypeHubSpot, TypeDynamics, TypeServiceNow, TypeZendesk}
 
-// crmTypes are the targets that talk to a CRM's own API; each has its own
-// keys, decoded into its options struct.
-var crmTypes = []string{TypeSalesforce, TypeHubSpot, TypeDynamics, TypeServiceNow, TypeZendesk}
-
 // sharedKeys are the TargetConfig keys that only some types take, with
 // those types. The keys every type takes (concurrency, max_attempts, the
 // retry schedule, the breaker …) are not listed.

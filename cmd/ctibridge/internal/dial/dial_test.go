@@ -95,7 +95,6 @@ type relayEnv struct {
 	rl  *Relay
 	srv *httptest.Server
 	dir string
-	now func() time.Time
 }
 
 func newRelay(t *testing.T, dir string, set func(*Relay)) *relayEnv {

@@ -44,8 +44,7 @@ type folder struct {
 	next  slog.Handler
 	now   func() time.Time
 	attrs []slog.Attr // from WithAttrs, for the kind
-	group string
-	state *foldState // shared by every handler derived from one Fold
+	state *foldState  // shared by every handler derived from one Fold
 }
 
 type foldState struct {
