@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -172,4 +173,23 @@ func TestMaskCards_LongRun(t *testing.T) {
 	if !changed || !strings.HasSuffix(got, "1111") || strings.Count(got, "*") < 12 {
 		t.Errorf("maskCards missed the card at the end of a long run")
 	}
+}
+
+// FuzzStringText: the fast reading of a string literal agrees with
+// json.Unmarshal's, text and error alike.
+func FuzzStringText(f *testing.F) {
+	for _, s := range []string{`"a"`, `"\u00e9\n"`, "\"\xff\"", "\"a\x01\"", `"4111 1111 1111 1111"`, `""`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, lit []byte) {
+		if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
+			return
+		}
+		var want string
+		wantErr := json.Unmarshal(lit, &want)
+		got, ok := stringText(lit)
+		if ok != (wantErr == nil) || ok && got != want {
+			t.Fatalf("stringText(%q) = %q, %v; json.Unmarshal: %q, %v", lit, got, ok, want, wantErr)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/ctibridge/ctibridge/connector"
 )
@@ -38,8 +39,11 @@ func (s *Set) MaskJSON(doc []byte) []byte {
 		if isMemberName(doc, end+1) {
 			continue
 		}
-		var text string
-		if json.Unmarshal(lit, &text) != nil {
+		if len(res) == 0 && !mayHoldCard(lit) {
+			continue
+		}
+		text, ok := stringText(lit)
+		if !ok {
 			continue
 		}
 		masked, changed := redactText(text, res)
@@ -148,6 +152,41 @@ func stringEnd(doc []byte, start int) int {
 		}
 	}
 	return -1
+}
+
+// stringText is the text of the JSON string literal lit, as json.Unmarshal
+// reads it. A literal without escapes or control characters, the common
+// case, is its own text when it is valid UTF-8: this saves a json.Unmarshal
+// per string of every stored event.
+func stringText(lit []byte) (string, bool) {
+	inner := lit[1 : len(lit)-1]
+	plain := utf8.Valid(inner)
+	for _, c := range inner {
+		if c == '\\' || c == '"' || c < 0x20 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(inner), true
+	}
+	var text string
+	return text, json.Unmarshal(lit, &text) == nil
+}
+
+// mayHoldCard reports whether the JSON string literal lit could hold a card
+// number: it has escapes, or at least 13 digits.
+func mayHoldCard(lit []byte) bool {
+	if bytes.IndexByte(lit, '\\') >= 0 {
+		return true
+	}
+	n := 0
+	for _, c := range lit {
+		if isDigit(c) {
+			n++
+		}
+	}
+	return n >= 13
 }
 
 // isMemberName reports whether the string that ends before doc[i] is a
