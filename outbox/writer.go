@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,11 +129,11 @@ func (db *DB) write(ctx context.Context, fn func(context.Context, *sql.Tx) error
 }
 
 // writeLazy is write for the dispatcher's bookkeeping (claims, attempt
-// records, rescues). A batch of only such writes commits with
-// synchronous=NORMAL: it survives a crash of the process, and a power or
-// OS failure can lose only its last commits, whose deliveries are then
-// sent again under the same idempotency key. A batch with any other write
-// commits with synchronous=FULL, so an acknowledged event is always on disk.
+// records, rescues). Such writes commit in a transaction of their own,
+// with synchronous=NORMAL: it survives a crash of the process, and a power
+// or OS failure can lose only its last commits, whose deliveries are then
+// sent again under the same idempotency key. Every other write commits with
+// synchronous=FULL, so an acknowledged event is always on disk.
 func (db *DB) writeLazy(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	return db.queue(ctx, &writeReq{ctx: ctx, fn: fn, lazy: true, done: make(chan struct{})})
 }
@@ -191,8 +192,27 @@ func (db *DB) writeLoop() {
 				break gather
 			}
 		}
-		db.commit(batch)
+		db.commitLanes(batch)
 	}
+}
+
+// commitLanes commits batch as up to two transactions: the lazy writes
+// first, then the others. The dispatcher's claims and records thus never
+// wait for an fsync, nor for the statements of a burst of accepted events:
+// only for the transaction in progress when they were queued.
+func (db *DB) commitLanes(batch []*writeReq) {
+	lazy := batch[:0:0]
+	for _, r := range batch {
+		if r.lazy {
+			lazy = append(lazy, r)
+		}
+	}
+	if len(lazy) == 0 || len(lazy) == len(batch) {
+		db.commit(batch)
+		return
+	}
+	db.commit(lazy)
+	db.commit(slices.DeleteFunc(batch, func(r *writeReq) bool { return r.lazy }))
 }
 
 // commit runs batch in one transaction and reports to each request. Bare

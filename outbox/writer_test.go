@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,73 @@ func TestWrite_SynchronousLevel(t *testing.T) {
 	if got := level(); got != 2 {
 		t.Fatalf("synchronous after an Accept = %d, want 2 (FULL)", got)
 	}
+}
+
+// TestWrite_LazyLane queues a durable write and then a lazy one while the
+// writer is busy, so that one batch gathers both: the lazy write must run
+// first, in its own transaction at synchronous=NORMAL, and the durable one
+// at FULL. The dispatcher's bookkeeping never waits for an accepted
+// event's fsync, and an accepted event never commits without one.
+func TestWrite_LazyLane(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	type seen struct {
+		name  string
+		level int
+	}
+	// lane queues both writes behind a busy writer and reports what each
+	// saw and how many transactions committed after the writer was freed.
+	lane := func() ([]seen, int64) {
+		busy, release := make(chan struct{}), make(chan struct{})
+		go db.write(ctx, func(context.Context, *sql.Tx) error {
+			close(busy)
+			<-release
+			return nil
+		})
+		<-busy
+		var mu sync.Mutex
+		var got []seen
+		observe := func(name string) func(context.Context, *sql.Tx) error {
+			return func(ctx context.Context, tx *sql.Tx) error {
+				var level int
+				if err := tx.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&level); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO probe (id, at) VALUES (1, 0)
+					ON CONFLICT (id) DO UPDATE SET at = at + 1`); err != nil {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				got = append(got, seen{name, level})
+				return nil
+			}
+		}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); db.write(ctx, observe("durable")) }()
+		time.Sleep(20 * time.Millisecond) // queued first
+		go func() { defer wg.Done(); db.writeLazy(ctx, observe("lazy")) }()
+		time.Sleep(20 * time.Millisecond)
+		before := db.commits.Load()
+		close(release)
+		wg.Wait()
+		return got, db.commits.Load() - before
+	}
+	// The writes must be waiting when the writer is freed; a slow start of
+	// either goroutine puts it in a batch of its own, so try again.
+	for range 5 {
+		got, commits := lane()
+		if commits != 3 { // the blocker's batch, then one per lane
+			continue
+		}
+		want := []seen{{"lazy", 1}, {"durable", 2}}
+		if !slices.Equal(got, want) {
+			t.Fatalf("writes of one batch ran as %v, want %v: the lazy one first, at NORMAL, then the durable one at FULL", got, want)
+		}
+		return
+	}
+	t.Fatal("the two writes never shared a batch in 5 tries")
 }
 
 // TestWrite_CancelledCallerSpoilsNothing cancels one caller's context
