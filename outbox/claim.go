@@ -94,33 +94,73 @@ const MaxErrorText = 4 << 10
 // claim: if a rescuer released the row in the meantime, the attempt is still
 // recorded but the state is left to whoever owns it now.
 func (db *DB) Record(ctx context.Context, m Message, a Attempt, now time.Time) error {
-	errText := truncate(a.Error, MaxErrorText)
 	return db.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := db.stmt(ctx, tx, sqlInsertAttempt).ExecContext(ctx,
-			m.ID, m.Attempt, ms(a.StartedAt), a.Latency.Milliseconds(), nullInt(a.Status), a.Outcome,
-			nullString(a.Class), nullString(errText), nullString(truncate(a.ResponseBody, MaxErrorText)),
-			nullString(a.RecordID))
-		if err != nil {
-			return fmt.Errorf("record attempt %d of delivery %d: %w", m.Attempt, m.ID, err)
-		}
-		switch a.Outcome {
-		case OutcomeDelivered:
-			_, err = db.stmt(ctx, tx, sqlRecordDelivered).ExecContext(ctx,
-				ms(now), nullInt(a.Status), nullString(a.RecordID), m.ID, m.Attempt)
-		case OutcomeRetry:
-			_, err = db.stmt(ctx, tx, sqlRecordRetry).ExecContext(ctx,
-				ms(a.NextAttemptAt), nullInt(a.Status), errText, m.ID, m.Attempt)
-		case OutcomeDead:
-			_, err = db.stmt(ctx, tx, sqlRecordDead).ExecContext(ctx,
-				ms(now), nullInt(a.Status), errText, m.ID, m.Attempt)
-		default:
-			return fmt.Errorf("record delivery %d: unknown outcome %q", m.ID, a.Outcome)
-		}
-		if err != nil {
-			return fmt.Errorf("record delivery %d: %w", m.ID, err)
+		return db.record(ctx, tx, m, a, now)
+	})
+}
+
+// recordEach is Record for several attempts, in one write: all are
+// recorded, or none.
+func (db *DB) recordEach(ctx context.Context, rs []record) error {
+	return db.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for _, r := range rs {
+			if err := db.record(ctx, tx, r.m, r.a, r.now); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+}
+
+func (db *DB) record(ctx context.Context, tx *sql.Tx, m Message, a Attempt, now time.Time) error {
+	errText := truncate(a.Error, MaxErrorText)
+	_, err := db.stmt(ctx, tx, sqlInsertAttempt).ExecContext(ctx,
+		m.ID, m.Attempt, ms(a.StartedAt), a.Latency.Milliseconds(), nullInt(a.Status), a.Outcome,
+		nullString(a.Class), nullString(errText), nullString(truncate(a.ResponseBody, MaxErrorText)),
+		nullString(a.RecordID))
+	if err != nil {
+		return fmt.Errorf("record attempt %d of delivery %d: %w", m.Attempt, m.ID, err)
+	}
+	switch a.Outcome {
+	case OutcomeDelivered:
+		_, err = db.stmt(ctx, tx, sqlRecordDelivered).ExecContext(ctx,
+			ms(now), nullInt(a.Status), nullString(a.RecordID), m.ID, m.Attempt)
+	case OutcomeRetry:
+		_, err = db.stmt(ctx, tx, sqlRecordRetry).ExecContext(ctx,
+			ms(a.NextAttemptAt), nullInt(a.Status), errText, m.ID, m.Attempt)
+	case OutcomeDead:
+		_, err = db.stmt(ctx, tx, sqlRecordDead).ExecContext(ctx,
+			ms(now), nullInt(a.Status), errText, m.ID, m.Attempt)
+	default:
+		return fmt.Errorf("record delivery %d: unknown outcome %q", m.ID, a.Outcome)
+	}
+	if err != nil {
+		return fmt.Errorf("record delivery %d: %w", m.ID, err)
+	}
+	return nil
+}
+
+// Release gives back claimed deliveries that were not sent: each returns
+// to its state before the claim (pending or retrying, due as it was) with
+// its attempt count as it was. A delivery no longer running under that
+// claim is left alone.
+func (db *DB) Release(ctx context.Context, ms []Message) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	err := db.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		st := db.stmt(ctx, tx, sqlReleaseClaim)
+		for _, m := range ms {
+			if _, err := st.ExecContext(ctx, m.ID, m.Attempt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release %d claimed deliveries: %w", len(ms), err)
+	}
+	return nil
 }
 
 // Rescue returns deliveries whose lease expired while running (the process

@@ -89,6 +89,8 @@ type Dispatcher struct {
 	sendCtx  context.Context
 	wake     map[string]chan struct{}
 	wg       sync.WaitGroup
+	records  chan record   // attempts waiting for recordLoop
+	recorded chan struct{} // closed when recordLoop has written them all
 }
 
 // Open validates the targets, returns expired leases to the queue, and
@@ -147,6 +149,8 @@ func (d *Dispatcher) Open() error {
 	var ctx context.Context
 	ctx, d.stop = context.WithCancel(context.Background())
 	d.sendCtx, d.hardStop = context.WithCancel(context.Background())
+	d.records, d.recorded = make(chan record, maxRecordBatch), make(chan struct{})
+	go d.recordLoop()
 	for i := range d.Targets {
 		t := &d.Targets[i]
 		d.wg.Add(1)
@@ -203,14 +207,26 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	}
 	d.hardStop()
 	<-done
+	// Every send has ended and handed its attempt over: write them all
+	// before giving up the lock.
+	close(d.records)
+	<-d.recorded
 	err = errors.Join(err, d.lock.unlock())
 	d.stop, d.lock = nil, nil // closed: a second Close does nothing
 	return err
 }
 
+// aheadPerSlot is how many deliveries a target keeps claimed ahead, per
+// send slot: when a send ends, the next one starts at once from those,
+// instead of after a claim, which waits its turn at the writer behind the
+// accepted events. Three per slot cover the sends that end during one
+// claim at a few thousand deliveries a second.
+const aheadPerSlot = 3
+
 // loop claims and sends target's due deliveries until ctx ends. It claims
 // no more than the free concurrency slots, the rate limit and the circuit
-// breaker allow.
+// breaker allow, and, for a target that takes one message per send and has
+// no rate limit, up to aheadPerSlot×Concurrency more, claimed ahead.
 func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 	log := d.Logger.With("target", t.Name)
 	brk := d.health[t.Name]
@@ -218,9 +234,34 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 	slots := make(chan struct{}, t.Concurrency)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
+	ahead := 0
+	if t.SendBatch == nil && t.RateLimit == 0 {
+		ahead = aheadPerSlot * t.Concurrency
+	}
+	q := &aheadQueue{ahead: ahead}
+	// At shutdown, what was claimed ahead is given back, not left running.
+	defer func() { d.release(q.drain(), log) }()
+	// next is the claimed-ahead delivery a sender goes on with, if it may
+	// still start one: the breaker is closed and the claim is fresh.
+	next := func() (Message, bool) {
+		if brk.status().Breaker != BreakerClosed {
+			return Message{}, false
+		}
+		m, ok, low := q.pop(d.Now().Add(-d.Lease / 2))
+		if low {
+			d.Notify(t.Name) // claim more while these are sent
+		}
+		return m, ok
+	}
 	failures := 0
 	for {
 		now := d.Now()
+		// A claim ahead must start with most of its lease left for the
+		// send, and a paused target sends nothing: give those back.
+		closed := brk.status().Breaker == BreakerClosed
+		if !closed || q.stale(now.Add(-d.Lease/2)) {
+			d.release(q.drain(), log)
+		}
 		free := cap(slots) - len(slots)
 		allowed, wait, probe := brk.allow(now, free)
 		if allowed > 0 {
@@ -228,44 +269,62 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 			allowed, rwait = rate.take(now, allowed)
 			wait = max(wait, rwait)
 		}
-		claimed := 0
-		if allowed > 0 {
-			// Each send takes one message, or up to BatchSize with
-			// SendBatch: claimed counts sends.
-			per := 1
-			if t.SendBatch != nil {
-				per = t.BatchSize
+		// Each send takes one message, or up to BatchSize with SendBatch.
+		per := 1
+		if t.SendBatch != nil {
+			per = t.BatchSize
+		}
+		var sends [][]Message
+		for range allowed {
+			m, ok := q.popFirst()
+			if !ok {
+				break
 			}
-			msgs, err := d.DB.Claim(ctx, t.Name, allowed*per, now, d.Lease)
+			sends = append(sends, []Message{m})
+		}
+		want := (allowed - len(sends)) * per
+		topUp := 0
+		if ahead > 0 && closed && !probe && q.len() <= ahead/2 {
+			topUp = ahead - q.len()
+		}
+		more := false // the claim took all it asked for: more may be due
+		if want+topUp > 0 {
+			msgs, err := d.DB.Claim(ctx, t.Name, want+topUp, now, d.Lease)
 			if err != nil && ctx.Err() == nil {
 				failures++
 				log.Error("claim failed", "err", err, "consecutive_errors", failures)
 			} else {
 				failures = 0
 			}
-			for len(msgs) > 0 {
+			more = len(msgs) > 0 && len(msgs) == want+topUp
+			for len(msgs) > 0 && len(sends) < allowed {
 				batch := msgs[:min(per, len(msgs))]
 				msgs = msgs[len(batch):]
-				claimed++
-				slots <- struct{}{}
-				inflight.Add(1)
-				go func() {
-					defer inflight.Done()
-					if t.SendBatch != nil {
-						d.deliverBatch(t, batch, log)
-					} else {
-						d.deliver(t, batch[0], log)
-					}
-					<-slots
-					d.Notify(t.Name)
-				}()
+				sends = append(sends, batch)
 			}
-			rate.giveBack(allowed - claimed)
-			if claimed > 0 && claimed == allowed {
-				continue // more may be due
-			}
+			q.push(msgs, now)
 		}
-		if probe && claimed == 0 {
+		for _, batch := range sends {
+			slots <- struct{}{}
+			inflight.Add(1)
+			go func() {
+				defer inflight.Done()
+				if t.SendBatch != nil {
+					d.deliverBatch(t, batch, log)
+				} else {
+					for m, ok := batch[0], true; ok; m, ok = next() {
+						d.deliver(t, m, log)
+					}
+				}
+				<-slots
+				d.Notify(t.Name)
+			}()
+		}
+		rate.giveBack(allowed - len(sends))
+		if more || len(sends) > 0 && len(sends) == allowed {
+			continue
+		}
+		if probe && len(sends) == 0 {
 			brk.unusedProbe()
 		}
 		if wait <= 0 {
@@ -290,15 +349,83 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 	}
 }
 
-// deliver sends one message and records the attempt.
+// release gives claimed deliveries that were not sent back to the queue.
+// If that fails, their lease expires and the rescuer gives them back.
+func (d *Dispatcher) release(ms []Message, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.DB.Release(ctx, ms); err != nil {
+		log.Error("giving back claimed deliveries failed; they are due again when their lease ends", "err", err)
+	}
+}
+
+// aheadQueue holds a target's deliveries claimed ahead of a free send
+// slot, oldest first, each with the time of its claim.
+type aheadQueue struct {
+	mu      sync.Mutex
+	msgs    []Message
+	claimed []time.Time
+	ahead   int // what the loop keeps claimed ahead, for pop's low
+}
+
+func (q *aheadQueue) push(ms []Message, at time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range ms {
+		q.msgs = append(q.msgs, m)
+		q.claimed = append(q.claimed, at)
+	}
+}
+
+// pop takes the oldest delivery if it was claimed after notBefore. low
+// reports that the queue is down to half of what the loop keeps in it.
+func (q *aheadQueue) pop(notBefore time.Time) (m Message, ok, low bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.msgs) == 0 || q.claimed[0].Before(notBefore) {
+		return Message{}, false, len(q.msgs) == 0
+	}
+	m = q.msgs[0]
+	q.msgs, q.claimed = q.msgs[1:], q.claimed[1:]
+	return m, true, len(q.msgs) <= q.ahead/2
+}
+
+func (q *aheadQueue) popFirst() (Message, bool) {
+	m, ok, _ := q.pop(time.Time{})
+	return m, ok
+}
+
+func (q *aheadQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.msgs)
+}
+
+// stale reports whether the oldest delivery was claimed before notBefore.
+func (q *aheadQueue) stale(notBefore time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.msgs) > 0 && q.claimed[0].Before(notBefore)
+}
+
+// drain empties the queue and returns what it held.
+func (q *aheadQueue) drain() []Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ms := q.msgs
+	q.msgs, q.claimed = nil, nil
+	return ms
+}
+
+// deliver sends one message and hands its attempt to the recorder.
 func (d *Dispatcher) deliver(t *Target, m Message, log *slog.Logger) {
 	start := d.Now()
 	r, err := t.Send(d.sendCtx, m)
 	d.finish(t, m, r, err, start, log)
 }
 
-// deliverBatch sends several messages at once and records each one's
-// attempt.
+// deliverBatch sends several messages at once and hands each one's
+// attempt to the recorder.
 func (d *Dispatcher) deliverBatch(t *Target, ms []Message, log *slog.Logger) {
 	start := d.Now()
 	rs, errs := t.SendBatch(d.sendCtx, ms)
@@ -312,8 +439,8 @@ func (d *Dispatcher) deliverBatch(t *Target, ms []Message, log *slog.Logger) {
 	}
 }
 
-// finish records the attempt at m that started at start and ended with r
-// and err.
+// finish classifies the attempt at m that started at start and ended with
+// r and err, feeds the breaker, and queues the attempt for recordLoop.
 func (d *Dispatcher) finish(t *Target, m Message, r Receipt, err error, start time.Time, log *slog.Logger) {
 	status := r.Status
 	now := d.Now()
@@ -353,15 +480,66 @@ func (d *Dispatcher) finish(t *Target, m Message, r Receipt, err error, start ti
 	if d.sendCtx.Err() == nil {
 		d.reportHealth(t.Name, now, err != nil && !isPermanent(err), log)
 	}
-	// Record even during shutdown; if it fails, the lease expires and the
-	// rescuer hands the delivery out again (the target deduplicates by key).
+	d.records <- record{target: t.Name, m: m, a: a, now: now, log: log}
+}
+
+// maxRecordBatch bounds the attempts recordLoop writes at once, and the
+// attempts waiting for it: a send that ends while it is full waits.
+const maxRecordBatch = 256
+
+// record is an attempt waiting to be recorded.
+type record struct {
+	target string
+	m      Message
+	a      Attempt
+	now    time.Time
+	log    *slog.Logger
+}
+
+// recordLoop writes the attempts of ended sends, all that are waiting in
+// one write, so that recording costs a delivery neither a send slot nor a
+// trip through the writer of its own. It returns once d.records is closed
+// and drained.
+func (d *Dispatcher) recordLoop() {
+	defer close(d.recorded)
+	batch := make([]record, 0, maxRecordBatch)
+	for r := range d.records {
+		batch = append(batch[:0], r)
+	gather:
+		for len(batch) < maxRecordBatch {
+			select {
+			case r, ok := <-d.records:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		d.recordAll(batch)
+	}
+}
+
+// recordAll records batch in one write, or, if that fails, each attempt
+// on its own, so that one bad record does not lose the others. Recording
+// goes on during shutdown; an attempt that cannot be recorded leaves its
+// delivery running until the lease ends and the rescuer hands it out
+// again (the target deduplicates by key).
+func (d *Dispatcher) recordAll(batch []record) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.DB.Record(ctx, m, a, now); err != nil {
-		log.Error("recording attempt failed", "err", err)
+	if err := d.DB.recordEach(ctx, batch); err != nil {
+		for _, r := range batch {
+			if err := d.DB.Record(ctx, r.m, r.a, r.now); err != nil {
+				r.log.Error("recording attempt failed", "err", err)
+			}
+		}
 	}
 	if d.OnAttempt != nil {
-		d.OnAttempt(t.Name, a)
+		for _, r := range batch {
+			d.OnAttempt(r.target, r.a)
+		}
 	}
 }
 

@@ -55,6 +55,11 @@ const (
 		UPDATE deliveries SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,
 			last_status = ?, last_error = ?
 		WHERE id = ? AND state = 'running' AND attempts = ?`
+	// sqlReleaseClaim undoes a claim whose delivery was not sent.
+	sqlReleaseClaim = `
+		UPDATE deliveries SET state = CASE attempts WHEN 1 THEN 'pending' ELSE 'retrying' END,
+			attempts = attempts - 1, lease_until = NULL
+		WHERE id = ? AND state = 'running' AND attempts = ?`
 	sqlRecordDead = `
 		UPDATE deliveries SET state = 'dead', lease_until = NULL, finished_at = ?,
 			last_status = ?, last_error = ?
@@ -66,7 +71,7 @@ const (
 func (db *DB) prepare() error {
 	db.stmts = map[string]*sql.Stmt{}
 	for _, q := range []string{sqlSavepoint, sqlRelease, sqlRollbackTo, sqlInsertEvent, sqlInsertDelivery,
-		sqlInsertAttempt, sqlClaim, sqlRecordDelivered, sqlRecordRetry, sqlRecordDead} {
+		sqlInsertAttempt, sqlClaim, sqlRecordDelivered, sqlRecordRetry, sqlRecordDead, sqlReleaseClaim} {
 		st, err := db.wconn.Prepare(q)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)

@@ -46,6 +46,7 @@ func TestBench_Smoke(t *testing.T) {
 		"| Ack latency p50 / p99 (burst) | ",
 		"| Ingest errors (not 202), burst + steady | 0 | 0 | PASS |",
 		"| Deliveries/s (burst drain) | ",
+		"| Deliveries during the burst ÷ ingest | ",
 		"| Steady load offered | ",
 		"| Ack latency p50 / p99 (steady) | ",
 		"| End-to-end p50 / p99 (202 → CRM received, steady) | ",
@@ -65,7 +66,7 @@ func TestBench_Smoke(t *testing.T) {
 	if m := regexp.MustCompile(`\| Daemon peak RSS \(burst \+ steady\) \| ([0-9.]+) MB`).FindStringSubmatch(table); m == nil || m[1] == "0.0" {
 		t.Errorf("no daemon RSS measured")
 	}
-	if n := strings.Count(table, "\n"); n != 22 {
-		t.Errorf("table has %d lines, want 22 (header, rule, 20 rows)", n)
+	if n := strings.Count(table, "\n"); n != 23 {
+		t.Errorf("table has %d lines, want 23 (header, rule, 21 rows)", n)
 	}
 }

@@ -110,7 +110,7 @@ func passing() *benchResult {
 	r.rawRate, r.rawSingleRate = 40000, 300
 	r.burst.sent, r.burst.acked, r.burst.elapsed = 10000, 10000, 500*time.Millisecond
 	r.burst.p50, r.burst.p99 = 2*time.Millisecond, 10*time.Millisecond
-	r.deliver.delivered, r.deliver.elapsed = 10000, time.Second
+	r.deliver.delivered, r.deliver.elapsed, r.deliver.duringBurst = 10000, time.Second, 9000
 	r.steady.planned, r.steady.acked, r.steady.delivered, r.steady.elapsed = 1000, 1000, 1000, time.Second
 	r.steady.e2eP50, r.steady.e2eP99 = 5*time.Millisecond, 20*time.Millisecond
 	r.requests = 11000
@@ -146,6 +146,7 @@ func TestReport_AllTargetsMet(t *testing.T) {
 		"Ack latency p50 / p99 (burst)":                     {"2.0 ms / 10.0 ms", "p99 ≤ 25 ms", "PASS"},
 		"Ingest errors (not 202), burst + steady":           {"0", "0", "PASS"},
 		"Deliveries/s (burst drain)":                        {"10,000 deliveries/s (10000 in 1s, from the burst's start)", "≥ 5,000 deliveries/s", "PASS"},
+		"Deliveries during the burst ÷ ingest":              {"0.90 (18,000 deliveries/s while 20,000 events/s were acked)", "≥ 0.8", "PASS"},
 		"Records delivered, burst + steady":                 {"11000 of 11000 acked (11000 requests, 0 duplicates)", "all", "PASS"},
 		"Daemon peak RSS with a backlog":                    {"not run (--backlog 0)", "≤ 100 MB with 1,000,000 pending", "—"},
 		"End-to-end p50 / p99 (202 → CRM received, steady)": {"5.0 ms / 20.0 ms", "p99 ≤ 50 ms at 1,000 events/s", "PASS"},
@@ -165,14 +166,14 @@ func TestReport_Misses(t *testing.T) {
 	r.burst.elapsed = 2 * time.Second // 5,000 events/s
 	r.burst.p99 = 30 * time.Millisecond
 	r.burst.errors = map[string]int{"HTTP 503: busy | retry": 3, "transport: reset": 1, "b": 1, "c": 1}
-	r.deliver.delivered = 9000
+	r.deliver.delivered, r.deliver.duringBurst = 9000, 7000
 	r.steady.delivered = 999
 	r.backlog.n, r.backlog.peakRSS, r.backlog.rss = 1_000_000, 150e6, 90e6
 	r.backlog.crmUp, r.backlog.delivered = true, 12
 
 	got := rows(t, r)
 	for _, metric := range []string{"Durable ingest, 64 clients", "Ack latency p50 / p99 (burst)",
-		"Ingest errors (not 202), burst + steady", "Deliveries/s (burst drain)",
+		"Ingest errors (not 202), burst + steady", "Deliveries/s (burst drain)", "Deliveries during the burst ÷ ingest",
 		"End-to-end p50 / p99 (202 → CRM received, steady)", "Records delivered, burst + steady",
 		"Daemon peak RSS with 1,000,000 pending"} {
 		if cells := got[metric]; len(cells) != 3 || cells[2] != "MISS" {

@@ -112,6 +112,14 @@ func (r *benchResult) write(w io.Writer) {
 	add("Deliveries/s (burst drain)", dres, "≥ 5,000 deliveries/s",
 		check(r.deliver.delivered == r.burst.acked && deliveries >= targetDeliverRate))
 
+	keepUp := 0.0
+	if r.burst.acked > 0 {
+		keepUp = float64(r.deliver.duringBurst) / float64(r.burst.acked)
+	}
+	add("Deliveries during the burst ÷ ingest", fmt.Sprintf("%.2f (%s deliveries/s while %s events/s were acked)",
+		keepUp, count(perSec(r.deliver.duringBurst, r.burst.elapsed)), count(ingest)),
+		fmt.Sprintf("≥ %.1f", targetKeepUp), check(keepUp >= targetKeepUp))
+
 	achieved := perSec(r.steady.planned, r.steady.elapsed)
 	add("Steady load offered", fmt.Sprintf("%s events/s (%d of %d acked)", count(achieved), r.steady.acked, r.steady.planned),
 		fmt.Sprintf("%g events/s", o.Rate), info)
