@@ -12,14 +12,15 @@ import (
 	"github.com/ctibridge/ctibridge/outbox"
 )
 
-// A dispatcher claims three deliveries per send slot ahead of the sends.
+// A dispatcher claims up to sixteen deliveries per send slot ahead of the
+// sends.
 // None of them may be lost, sent twice, or charged an attempt it did not
 // make: these tests hold it to that at shutdown, when the breaker opens,
 // and when a claim waited too long to start.
 
 func TestDispatcher_ClaimsAheadAndGivesThemBackAtClose(t *testing.T) {
 	db := MustOpenDB(t)
-	for i := range 6 {
+	for i := range 20 {
 		k := fmt.Sprintf("k%d", i+1)
 		mustAccept(t, db, k, "crm", k)
 	}
@@ -35,9 +36,9 @@ func TestDispatcher_ClaimsAheadAndGivesThemBackAtClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the first send", func() bool { return sends.Load() == 1 })
-	// One claim took the free slot's delivery and three ahead.
-	if n := len(mustList(t, db, outbox.Filter{State: outbox.StateRunning})); n != 4 {
-		t.Fatalf("%d deliveries running, want 4: one sending and three claimed ahead", n)
+	// One claim took the free slot's delivery and sixteen ahead.
+	if n := len(mustList(t, db, outbox.Filter{State: outbox.StateRunning})); n != 17 {
+		t.Fatalf("%d deliveries running, want 17: one sending and sixteen claimed ahead", n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -46,7 +47,8 @@ func TestDispatcher_ClaimsAheadAndGivesThemBackAtClose(t *testing.T) {
 	if k1 := got["k1"]; k1.State != outbox.StateRetrying || k1.Attempts != 1 {
 		t.Errorf("k1, whose send was cancelled, is %s with %d attempts; want retrying with 1", k1.State, k1.Attempts)
 	}
-	for _, k := range []string{"k2", "k3", "k4", "k5", "k6"} {
+	for i := 2; i <= 20; i++ {
+		k := fmt.Sprintf("k%d", i)
 		if d := got[k]; d.State != outbox.StatePending || d.Attempts != 0 {
 			t.Errorf("%s is %s with %d attempts after Close; want pending with 0, as before its claim", k, d.State, d.Attempts)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -216,17 +217,18 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	return err
 }
 
-// aheadPerSlot is how many deliveries a target keeps claimed ahead, per
-// send slot: when a send ends, the next one starts at once from those,
+// aheadPerSlot bounds how many deliveries a target keeps claimed ahead,
+// per send slot: when a send ends, the next one starts at once from those,
 // instead of after a claim, which waits its turn at the writer behind the
-// accepted events. Three per slot cover the sends that end during one
-// claim at a few thousand deliveries a second.
-const aheadPerSlot = 3
+// accepted events. During a burst of events a claim takes a few
+// milliseconds while a send to a fast target takes one or two: sixteen per
+// slot keep four slots busy (measured in docs/benchmarks.md).
+const aheadPerSlot = 16
 
 // loop claims and sends target's due deliveries until ctx ends. It claims
 // no more than the free concurrency slots, the rate limit and the circuit
-// breaker allow, and, for a target that takes one message per send and has
-// no rate limit, up to aheadPerSlot×Concurrency more, claimed ahead.
+// breaker allow and, for a target that takes one message per send and has
+// no rate limit, some more ahead (see aheadFor).
 func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 	log := d.Logger.With("target", t.Name)
 	brk := d.health[t.Name]
@@ -234,11 +236,8 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 	slots := make(chan struct{}, t.Concurrency)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
-	ahead := 0
-	if t.SendBatch == nil && t.RateLimit == 0 {
-		ahead = aheadPerSlot * t.Concurrency
-	}
-	q := &aheadQueue{ahead: ahead}
+	var sendTime atomic.Int64 // a moving average of the sends' durations, in ns
+	q := &aheadQueue{}
 	// At shutdown, what was claimed ahead is given back, not left running.
 	defer func() { d.release(q.drain(), log) }()
 	// next is the claimed-ahead delivery a sender goes on with, if it may
@@ -284,6 +283,8 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 		}
 		want := (allowed - len(sends)) * per
 		topUp := 0
+		ahead := d.aheadFor(t, time.Duration(sendTime.Load()))
+		q.setAhead(ahead)
 		if ahead > 0 && closed && !probe && q.len() <= ahead/2 {
 			topUp = ahead - q.len()
 		}
@@ -313,7 +314,11 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 					d.deliverBatch(t, batch, log)
 				} else {
 					for m, ok := batch[0], true; ok; m, ok = next() {
-						d.deliver(t, m, log)
+						took := d.deliver(t, m, log)
+						avg := sendTime.Load()
+						// Two senders may race here and lose one
+						// sample: harmless for an average.
+						sendTime.Store(avg + (int64(took)-avg)/8)
 					}
 				}
 				<-slots
@@ -349,6 +354,22 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 	}
 }
 
+// aheadFor is how many deliveries t keeps claimed ahead when its sends
+// take sendTime on average: none with a rate limit or a batch endpoint,
+// and no more than its senders can start within a quarter of the lease,
+// so that a slow target is not claimed far ahead only to have its claims
+// go stale.
+func (d *Dispatcher) aheadFor(t *Target, sendTime time.Duration) int {
+	if t.SendBatch != nil || t.RateLimit > 0 {
+		return 0
+	}
+	n := aheadPerSlot * t.Concurrency
+	if sendTime > 0 {
+		n = min(n, t.Concurrency*int(d.Lease/4/sendTime))
+	}
+	return n
+}
+
 // release gives claimed deliveries that were not sent back to the queue.
 // If that fails, their lease expires and the rescuer gives them back.
 func (d *Dispatcher) release(ms []Message, log *slog.Logger) {
@@ -366,6 +387,12 @@ type aheadQueue struct {
 	msgs    []Message
 	claimed []time.Time
 	ahead   int // what the loop keeps claimed ahead, for pop's low
+}
+
+func (q *aheadQueue) setAhead(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ahead = n
 }
 
 func (q *aheadQueue) push(ms []Message, at time.Time) {
@@ -417,11 +444,14 @@ func (q *aheadQueue) drain() []Message {
 	return ms
 }
 
-// deliver sends one message and hands its attempt to the recorder.
-func (d *Dispatcher) deliver(t *Target, m Message, log *slog.Logger) {
-	start := d.Now()
+// deliver sends one message, hands its attempt to the recorder, and
+// returns how long the send took.
+func (d *Dispatcher) deliver(t *Target, m Message, log *slog.Logger) time.Duration {
+	start, began := d.Now(), time.Now()
 	r, err := t.Send(d.sendCtx, m)
+	took := time.Since(began)
 	d.finish(t, m, r, err, start, log)
+	return took
 }
 
 // deliverBatch sends several messages at once and hands each one's
