@@ -26,8 +26,7 @@ const (
 	sqlInsertEvent = `
 		INSERT INTO events (platform, event_key, event_type, received_at, body, state, error, interaction)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (platform, event_key) DO NOTHING
-		RETURNING id`
+		ON CONFLICT (platform, event_key) DO NOTHING`
 	sqlInsertDelivery = `
 		INSERT INTO deliveries (event_id, target, idem_key, payload, created_at, next_attempt_at)
 		VALUES (?, ?, ?, ?, ?, ?)
