@@ -18,12 +18,18 @@ import (
 // make: these tests hold it to that at shutdown, when the breaker opens,
 // and when a claim waited too long to start.
 
+// acceptKeys accepts events k1 … kn, each with one delivery to crm.
+func acceptKeys(tb testing.TB, db *outbox.DB, n int) {
+	tb.Helper()
+	for i := range n {
+		k := fmt.Sprintf("k%d", i+1)
+		mustAccept(tb, db, k, "crm", k)
+	}
+}
+
 func TestDispatcher_ClaimsAheadAndGivesThemBackAtClose(t *testing.T) {
 	db := MustOpenDB(t)
-	for i := range 20 {
-		k := fmt.Sprintf("k%d", i+1)
-		mustAccept(t, db, k, "crm", k)
-	}
+	acceptKeys(t, db, 20)
 	var sends atomic.Int32
 	hang := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
 		sends.Add(1)
@@ -60,10 +66,7 @@ func TestDispatcher_ClaimsAheadAndGivesThemBackAtClose(t *testing.T) {
 
 func TestDispatcher_OpenBreakerGivesBackClaimsAhead(t *testing.T) {
 	db := MustOpenDB(t)
-	for i := range 5 {
-		k := fmt.Sprintf("k%d", i+1)
-		mustAccept(t, db, k, "crm", k)
-	}
+	acceptKeys(t, db, 5)
 	var sends atomic.Int32
 	down := func(ctx context.Context, m outbox.Message) (outbox.Receipt, error) {
 		sends.Add(1)
@@ -95,10 +98,7 @@ func TestDispatcher_OpenBreakerGivesBackClaimsAhead(t *testing.T) {
 // on a lease the rescuer may already have handed to another claim.
 func TestDispatcher_StaleClaimsAheadAreNotSent(t *testing.T) {
 	db := MustOpenDB(t)
-	for i := range 4 {
-		k := fmt.Sprintf("k%d", i+1)
-		mustAccept(t, db, k, "crm", k)
-	}
+	acceptKeys(t, db, 4)
 	var clock atomic.Int64
 	clock.Store(t0.UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }

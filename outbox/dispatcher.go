@@ -241,9 +241,10 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 	// At shutdown, what was claimed ahead is given back, not left running.
 	defer func() { d.release(q.drain(), log) }()
 	// next is the claimed-ahead delivery a sender goes on with, if it may
-	// still start one: the breaker is closed and the claim is fresh.
+	// still start one: no shutdown has begun, the breaker is closed and
+	// the claim is fresh.
 	next := func() (Message, bool) {
-		if brk.status().Breaker != BreakerClosed {
+		if ctx.Err() != nil || brk.status().Breaker != BreakerClosed {
 			return Message{}, false
 		}
 		m, ok, low := q.pop(d.Now().Add(-d.Lease / 2))
