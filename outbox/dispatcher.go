@@ -72,8 +72,9 @@ type Dispatcher struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Lease is how long a claimed delivery stays running before the rescuer
-	// may hand it out again. It must outlast the longest send, or a slow
-	// delivery would be sent twice. Default 5 minutes.
+	// may hand it out again. A delivery claimed ahead may start its send
+	// with half of it left, so half the lease must outlast the longest
+	// send, or a slow delivery would be sent twice. Default 5 minutes.
 	Lease time.Duration
 	// PollInterval bounds how long an idle target waits before it looks
 	// for due deliveries again (rows may be changed by other processes, such
@@ -406,7 +407,8 @@ func (q *aheadQueue) push(ms []Message, at time.Time) {
 }
 
 // pop takes the oldest delivery if it was claimed after notBefore. low
-// reports that the queue is down to half of what the loop keeps in it.
+// reports that the queue has just come down to half of what the loop
+// keeps in it, or is empty.
 func (q *aheadQueue) pop(notBefore time.Time) (m Message, ok, low bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -415,7 +417,9 @@ func (q *aheadQueue) pop(notBefore time.Time) (m Message, ok, low bool) {
 	}
 	m = q.msgs[0]
 	q.msgs, q.claimed = q.msgs[1:], q.claimed[1:]
-	return m, true, len(q.msgs) <= q.ahead/2
+	// Only the crossing of the half asks for more: a claim per pop below
+	// it would be a write per send, most of them finding nothing.
+	return m, true, len(q.msgs) == q.ahead/2
 }
 
 func (q *aheadQueue) popFirst() (Message, bool) {
@@ -567,8 +571,11 @@ func (d *Dispatcher) recordAll(batch []record) {
 			}
 		}
 	}
-	if d.OnAttempt != nil {
-		for _, r := range batch {
+	for _, r := range batch {
+		if r.a.Outcome == OutcomeRetry {
+			d.Notify(r.target) // it may be due at once
+		}
+		if d.OnAttempt != nil {
 			d.OnAttempt(r.target, r.a)
 		}
 	}
