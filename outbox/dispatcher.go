@@ -385,10 +385,14 @@ func (d *Dispatcher) release(ms []Message, log *slog.Logger) {
 // aheadQueue holds a target's deliveries claimed ahead of a free send
 // slot, oldest first, each with the time of its claim.
 type aheadQueue struct {
-	mu      sync.Mutex
-	msgs    []Message
-	claimed []time.Time
-	ahead   int // what the loop keeps claimed ahead, for pop's low
+	mu    sync.Mutex
+	items []claimedAhead
+	ahead int // what the loop keeps claimed ahead, for pop's low
+}
+
+type claimedAhead struct {
+	m  Message
+	at time.Time
 }
 
 func (q *aheadQueue) setAhead(n int) {
@@ -401,8 +405,7 @@ func (q *aheadQueue) push(ms []Message, at time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, m := range ms {
-		q.msgs = append(q.msgs, m)
-		q.claimed = append(q.claimed, at)
+		q.items = append(q.items, claimedAhead{m, at})
 	}
 }
 
@@ -412,14 +415,13 @@ func (q *aheadQueue) push(ms []Message, at time.Time) {
 func (q *aheadQueue) pop(notBefore time.Time) (m Message, ok, low bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.msgs) == 0 || q.claimed[0].Before(notBefore) {
-		return Message{}, false, len(q.msgs) == 0
+	if len(q.items) == 0 || q.items[0].at.Before(notBefore) {
+		return Message{}, false, len(q.items) == 0
 	}
-	m = q.msgs[0]
-	q.msgs, q.claimed = q.msgs[1:], q.claimed[1:]
+	m, q.items = q.items[0].m, q.items[1:]
 	// Only the crossing of the half asks for more: a claim per pop below
 	// it would be a write per send, most of them finding nothing.
-	return m, true, len(q.msgs) == q.ahead/2
+	return m, true, len(q.items) == q.ahead/2
 }
 
 func (q *aheadQueue) popFirst() (Message, bool) {
@@ -430,22 +432,25 @@ func (q *aheadQueue) popFirst() (Message, bool) {
 func (q *aheadQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.msgs)
+	return len(q.items)
 }
 
 // stale reports whether the oldest delivery was claimed before notBefore.
 func (q *aheadQueue) stale(notBefore time.Time) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.msgs) > 0 && q.claimed[0].Before(notBefore)
+	return len(q.items) > 0 && q.items[0].at.Before(notBefore)
 }
 
 // drain empties the queue and returns what it held.
 func (q *aheadQueue) drain() []Message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	ms := q.msgs
-	q.msgs, q.claimed = nil, nil
+	ms := make([]Message, len(q.items))
+	for i, c := range q.items {
+		ms[i] = c.m
+	}
+	q.items = nil
 	return ms
 }
 

@@ -54,14 +54,14 @@ const (
 		UPDATE deliveries SET state = 'retrying', lease_until = NULL, next_attempt_at = ?,
 			last_status = ?, last_error = ?
 		WHERE id = ? AND state = 'running' AND attempts = ?`
+	sqlRecordDead = `
+		UPDATE deliveries SET state = 'dead', lease_until = NULL, finished_at = ?,
+			last_status = ?, last_error = ?
+		WHERE id = ? AND state = 'running' AND attempts = ?`
 	// sqlReleaseClaim undoes a claim whose delivery was not sent.
 	sqlReleaseClaim = `
 		UPDATE deliveries SET state = CASE attempts WHEN 1 THEN 'pending' ELSE 'retrying' END,
 			attempts = attempts - 1, lease_until = NULL
-		WHERE id = ? AND state = 'running' AND attempts = ?`
-	sqlRecordDead = `
-		UPDATE deliveries SET state = 'dead', lease_until = NULL, finished_at = ?,
-			last_status = ?, last_error = ?
 		WHERE id = ? AND state = 'running' AND attempts = ?`
 )
 
