@@ -238,6 +238,7 @@ type benchResult struct {
 
 	rawRate, rawSingleRate float64 // rows/s batched, commits/s one row each
 	httpRate               float64 // events/s of the bare HTTP ceiling
+	httpCPU                float64 // cores this process used meanwhile
 
 	burst struct {
 		sent, acked int
@@ -264,6 +265,7 @@ type benchResult struct {
 	// this process (clients and fake CRM), during the burst and during the
 	// drain that follows it.
 	burstCPU, drainCPU cpuShare
+	drainWall          time.Duration // what drainCPU was measured over
 
 	backlog struct {
 		n          int
@@ -292,7 +294,7 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	}
 
 	b.logf("http ceiling: %d events, %d clients, decode and group commit, synchronous=FULL", o.Events, o.Clients)
-	if res.httpRate, err = b.httpCeiling(ctx, filepath.Join(b.dir, "ceiling.db")); err != nil {
+	if res.httpRate, res.httpCPU, err = b.httpCeiling(ctx, filepath.Join(b.dir, "ceiling.db")); err != nil {
 		return nil, err
 	}
 
@@ -381,7 +383,8 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 			res.deliver.duringBurst++
 		}
 	}
-	res.drainCPU = readCPU(pid).share(cpu1, time.Since(start)-res.burst.elapsed)
+	res.drainWall = time.Since(start) - res.burst.elapsed
+	res.drainCPU = readCPU(pid).share(cpu1, res.drainWall)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -421,5 +422,42 @@ func TestPost(t *testing.T) {
 	if err := b.post(context.Background(), srv.URL+"/ok", []byte(`{}`)); err == nil || !strings.HasPrefix(err.Error(), "transport: ") ||
 		strings.Contains(err.Error(), srv.URL) {
 		t.Errorf("post to a closed server = %v, want a transport error without the URL", err)
+	}
+}
+
+func TestReport_CPUCosts(t *testing.T) {
+	r := passing()
+	r.httpRate, r.httpCPU = 20000, 1.6
+	r.burst.acked, r.burst.elapsed = 10000, time.Second
+	r.deliver.delivered, r.deliver.duringBurst = 10000, 4000
+	r.burstCPU = cpuShare{daemon: 1.2, self: 0.5}
+	r.drainCPU, r.drainWall = cpuShare{daemon: 1.2, self: 0.6}, time.Second
+
+	got := rows(t, r)
+	cores := fmt.Sprintf("4.6 of %d; 5.1 if an event cost no more than in the ceiling", runtime.NumCPU())
+	want := map[string]string{
+		// 1.6 cores for 20,000 events/s
+		"HTTP ceiling: bare server, decode + group commit, WAL+FULL, 64 clients": "20,000 events/s (1.60 cores: 80 µs of CPU per event)",
+		// 6,000 deliveries after the burst in 1.2 + 0.6 CPU seconds
+		"CPU per delivery after the burst: daemon + bench (CRM)": "200 µs + 100 µs",
+		// the burst's 1.2 + 0.5 CPU seconds less 4,000 deliveries' share
+		"CPU per event in the burst, deliveries taken out: daemon + bench (clients)": "40 µs + 10 µs",
+		// 16,000 events/s at 50 µs and 12,800 deliveries/s at 300 µs;
+		// with the ceiling's 80 µs per event instead of 50
+		"Cores both ratio targets need at these costs": cores,
+	}
+	for metric, result := range want {
+		if cells := got[metric]; len(cells) != 3 || cells[0] != result {
+			t.Errorf("row %q = %q, want %q", metric, cells, result)
+		}
+	}
+
+	// Without deliveries after the burst there is nothing to split by.
+	r.deliver.duringBurst = r.deliver.delivered
+	got = rows(t, r)
+	for _, metric := range []string{"CPU per delivery after the burst: daemon + bench (CRM)", "Cores both ratio targets need at these costs"} {
+		if cells, ok := got[metric]; ok {
+			t.Errorf("row %q = %q with no deliveries after the burst, want no row", metric, cells)
+		}
 	}
 }

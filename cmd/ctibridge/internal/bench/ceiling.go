@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,11 +20,12 @@ import (
 // struct and group-commits it to one table with the daemon's durability
 // (WAL, synchronous=FULL), answering 202 only once it is on disk, driven
 // by the same clients as the burst. The daemon's ingest is reported as a
-// ratio of it. It returns events/s.
-func (b *bench) httpCeiling(ctx context.Context, path string) (float64, error) {
+// ratio of it. It returns events/s and the cores this process used
+// meanwhile (server and clients).
+func (b *bench) httpCeiling(ctx context.Context, path string) (rate, cores float64, err error) {
 	db, err := openDurable(ctx, path)
 	if err != nil {
-		return 0, fmt.Errorf("bench: http ceiling: %w", err)
+		return 0, 0, fmt.Errorf("bench: http ceiling: %w", err)
 	}
 	defer db.Close()
 	type write struct {
@@ -91,7 +93,7 @@ func (b *bench) httpCeiling(ctx context.Context, path string) (float64, error) {
 	o := b.opts
 	var next, acked atomic.Int64
 	var wg sync.WaitGroup
-	start := time.Now()
+	cpu0, start := procCPU(os.Getpid()), time.Now()
 	deadline := start.Add(o.Duration)
 	for range o.Clients {
 		wg.Go(func() {
@@ -108,9 +110,10 @@ func (b *bench) httpCeiling(ctx context.Context, path string) (float64, error) {
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return float64(acked.Load()) / time.Since(start).Seconds(), nil
+	wall := time.Since(start).Seconds()
+	return float64(acked.Load()) / wall, (procCPU(os.Getpid()) - cpu0).Seconds() / wall, nil
 }
 
 // openDurable creates a database at path with the daemon's durability

@@ -66,8 +66,12 @@ func (r *benchResult) write(w io.Writer) {
 	add(fmt.Sprintf("Raw ceiling: bare table, %d rows/txn, WAL+FULL", o.RawBatch),
 		fmt.Sprintf("%s rows/s", count(r.rawRate)), info, info)
 	add("Raw: 1 row/txn, WAL+FULL (fsync-bound)", fmt.Sprintf("%s commits/s", count(r.rawSingleRate)), info, info)
+	ceiling := fmt.Sprintf("%s events/s", count(r.httpRate))
+	if r.httpRate > 0 && r.httpCPU > 0 {
+		ceiling += fmt.Sprintf(" (%.2f cores: %s of CPU per event)", r.httpCPU, usec(r.httpCPU/r.httpRate))
+	}
 	add(fmt.Sprintf("HTTP ceiling: bare server, decode + group commit, WAL+FULL, %d clients", o.Clients),
-		fmt.Sprintf("%s events/s", count(r.httpRate)), info, info)
+		ceiling, info, info)
 
 	ingest := perSec(r.burst.acked, r.burst.elapsed)
 	add(fmt.Sprintf("Durable ingest, %d clients", o.Clients),
@@ -137,6 +141,18 @@ func (r *benchResult) write(w io.Writer) {
 	add("Daemon peak RSS (burst + steady)", mbytes(r.peakRSS), info, info)
 	add("CPU in the burst: daemon / bench", r.burstCPU.String(), info, info)
 	add("CPU in the drain after it: daemon / bench", r.drainCPU.String(), info, info)
+	if c, ok := r.cpuCosts(); ok {
+		add("CPU per delivery after the burst: daemon + bench (CRM)", fmt.Sprintf("%s + %s", usec(c.deliverDaemon), usec(c.deliverBench)), info, info)
+		add("CPU per event in the burst, deliveries taken out: daemon + bench (clients)",
+			fmt.Sprintf("%s + %s", usec(c.ingestDaemon), usec(c.ingestBench)), info, info)
+		// Both ratio targets at once: ingest at 0.8 of the ceiling while
+		// 0.8 of it is delivered.
+		in, out := targetIngestRatio*r.httpRate, targetKeepUp*targetIngestRatio*r.httpRate
+		need := in*(c.ingestDaemon+c.ingestBench) + out*(c.deliverDaemon+c.deliverBench)
+		needBare := in*r.httpCPU/r.httpRate + out*(c.deliverDaemon+c.deliverBench)
+		add("Cores both ratio targets need at these costs", fmt.Sprintf(
+			"%.1f of %d; %.1f if an event cost no more than in the ceiling", need, runtime.NumCPU(), needBare), info, info)
+	}
 
 	if r.backlog.n == 0 {
 		add("Daemon peak RSS with a backlog", "not run (--backlog 0)", "≤ 100 MB with 1,000,000 pending", info)
@@ -164,6 +180,33 @@ func (r *benchResult) write(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", rw.metric, rw.result, rw.target, rw.verdict)
 	}
 }
+
+// cpuCosts is CPU seconds per unit of work.
+type cpuCosts struct {
+	ingestDaemon, ingestBench   float64 // per event acked in the burst, deliveries' share taken out
+	deliverDaemon, deliverBench float64 // per delivery after the burst
+}
+
+// cpuCosts splits the CPU of the burst, in which events are ingested and
+// some delivered, using the cost per delivery measured in the drain that
+// follows, when only deliveries run. It reports false without a drain or a
+// ceiling to measure by.
+func (r *benchResult) cpuCosts() (cpuCosts, bool) {
+	drained := r.deliver.delivered - r.deliver.duringBurst
+	if drained <= 0 || r.burst.acked == 0 || r.drainWall <= 0 || r.httpRate <= 0 {
+		return cpuCosts{}, false
+	}
+	var c cpuCosts
+	c.deliverDaemon = r.drainCPU.daemon * r.drainWall.Seconds() / float64(drained)
+	c.deliverBench = r.drainCPU.self * r.drainWall.Seconds() / float64(drained)
+	during, acked := float64(r.deliver.duringBurst), float64(r.burst.acked)
+	c.ingestDaemon = max(r.burstCPU.daemon*r.burst.elapsed.Seconds()-during*c.deliverDaemon, 0) / acked
+	c.ingestBench = max(r.burstCPU.self*r.burst.elapsed.Seconds()-during*c.deliverBench, 0) / acked
+	return c, true
+}
+
+// usec formats seconds as whole microseconds.
+func usec(s float64) string { return fmt.Sprintf("%.0f µs", s*1e6) }
 
 // count formats v rounded, with thousands separators.
 func count(v float64) string {
