@@ -31,3 +31,19 @@ func TestAheadFor(t *testing.T) {
 		}
 	}
 }
+
+func TestLiteralClaim(t *testing.T) {
+	for n, want := range map[int]int{-1: 0, 0: 0, 1: 1, 7: 7, 16: 16, 17: 16, 31: 16, 32: 32, 68: 64, 1024: 1024, 5000: 1024} {
+		if got := literalClaim(n); got != want {
+			t.Errorf("literalClaim(%d) = %d, want %d", n, got, want)
+		}
+	}
+	// Every size it gives has its statement ready: a missing one would
+	// make Claim run a statement that was never prepared.
+	db := openTestDB(t)
+	for n := 1; n <= 2*maxLiteralClaim; n++ {
+		if _, ok := db.stmts[claimSQL(literalClaim(n))]; !ok {
+			t.Fatalf("no prepared claim statement for size %d (asked %d)", literalClaim(n), n)
+		}
+	}
+}

@@ -29,7 +29,7 @@ func (db *DB) Claim(ctx context.Context, target string, n int, now time.Time, le
 	err := db.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		msgs = msgs[:0]
 		q, args := sqlClaim, []any{ms(now.Add(lease)), target, ms(now), n}
-		if n <= claimLiterals {
+		if n >= 1 && literalClaim(n) == n {
 			q, args = claimSQL(n), args[:3]
 		}
 		rows, err := db.stmt(ctx, tx, q).QueryContext(ctx, args...)

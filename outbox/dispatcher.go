@@ -291,15 +291,15 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 			topUp = ahead - q.len()
 		}
 		more := false // the claim took all it asked for: more may be due
-		if want+topUp > 0 {
-			msgs, err := d.DB.Claim(ctx, t.Name, want+topUp, now, d.Lease)
+		if n := max(literalClaim(want+topUp), want); n > 0 {
+			msgs, err := d.DB.Claim(ctx, t.Name, n, now, d.Lease)
 			if err != nil && ctx.Err() == nil {
 				failures++
 				log.Error("claim failed", "err", err, "consecutive_errors", failures)
 			} else {
 				failures = 0
 			}
-			more = len(msgs) > 0 && len(msgs) == want+topUp
+			more = len(msgs) == n
 			for len(msgs) > 0 && len(sends) < allowed {
 				batch := msgs[:min(per, len(msgs))]
 				msgs = msgs[len(batch):]

@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,6 +151,36 @@ func TestDB_ClaimAndRecord(t *testing.T) {
 	}
 	if d := states["k3"]; d.State != outbox.StatePending {
 		t.Errorf("k3 = %+v, want pending: another target's claim must not touch it", d)
+	}
+}
+
+// Claims of sizes with and without a statement of their own (see
+// literalClaim) take as many as asked, oldest first.
+func TestDB_ClaimSizes(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	for i := range 40 {
+		mustAccept(t, db, fmt.Sprintf("e%02d", i), "crm", fmt.Sprintf("k%02d", i))
+	}
+	next := 0
+	for _, n := range []int{0, 17, 16, 1, 32} {
+		msgs, err := db.Claim(ctx, "crm", n, t0, time.Minute)
+		if err != nil {
+			t.Fatalf("Claim(%d): %v", n, err)
+		}
+		want := min(n, 40-next)
+		if len(msgs) != want {
+			t.Fatalf("Claim(%d) took %d, want %d", n, len(msgs), want)
+		}
+		for _, m := range msgs {
+			if k := fmt.Sprintf("k%02d", next); m.Key != k {
+				t.Fatalf("Claim(%d) took %s, want %s: oldest first", n, m.Key, k)
+			}
+			next++
+		}
+	}
+	if next != 40 {
+		t.Fatalf("claimed %d of 40", next)
 	}
 }
 

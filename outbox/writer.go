@@ -77,7 +77,7 @@ func (db *DB) prepare() error {
 		}
 		db.stmts[q] = st
 	}
-	for n := 1; n <= claimLiterals; n++ {
+	for n := 1; n <= maxLiteralClaim; n = nextLiteralClaim(n) {
 		q := claimSQL(n)
 		st, err := db.wconn.Prepare(q)
 		if err != nil {
@@ -88,11 +88,32 @@ func (db *DB) prepare() error {
 	return nil
 }
 
-// claimLiterals is how many claim sizes get a statement of their own, with
-// the size written in: SQLite makes a new plan on every run of a statement
-// whose LIMIT is a bound parameter, and once for a literal one. Dispatchers
-// claim at most their concurrency at a time, which is rarely more.
-const claimLiterals = 16
+// Claim sizes with a statement of their own, with the size written in:
+// SQLite makes a new plan on every run of a statement whose LIMIT is a
+// bound parameter, and once for a literal one. Every size up to 16 has
+// one, for dispatchers that claim their concurrency; above that the powers
+// of two up to maxLiteralClaim, for claims ahead (see literalClaim).
+const (
+	denseLiteralClaims = 16
+	maxLiteralClaim    = 1024
+)
+
+func nextLiteralClaim(n int) int {
+	if n < denseLiteralClaims {
+		return n + 1
+	}
+	return 2 * n
+}
+
+// literalClaim returns the largest claim size up to n with a statement of
+// its own, or 0 for n < 1.
+func literalClaim(n int) int {
+	lit := 0
+	for m := 1; m <= min(n, maxLiteralClaim); m = nextLiteralClaim(m) {
+		lit = m
+	}
+	return lit
+}
 
 // claimSQL is sqlClaim with the literal limit n.
 func claimSQL(n int) string {
