@@ -55,6 +55,8 @@ type DB struct {
 	writerDone chan struct{}
 	commits    atomic.Int64 // transactions committed by the writer
 	stmts      map[string]*sql.Stmt
+	bound      map[string]*sql.Stmt // stmts bound to boundTx (see stmt)
+	boundTx    *sql.Tx
 	lazySync   bool                     // the writer connection is at synchronous=NORMAL
 	full       atomic.Pointer[diskFull] // set while the disk is full (see Health)
 	fullRetry  time.Duration            // how often the writer tries a write while full

@@ -68,7 +68,7 @@ const (
 // prepare prepares the hot statements on the writer connection. It runs
 // before the writer goroutine starts, while the connection is free.
 func (db *DB) prepare() error {
-	db.stmts = map[string]*sql.Stmt{}
+	db.stmts, db.bound = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}
 	for _, q := range []string{sqlSavepoint, sqlRelease, sqlRollbackTo, sqlInsertEvent, sqlInsertDelivery,
 		sqlInsertAttempt, sqlClaim, sqlRecordDelivered, sqlRecordRetry, sqlRecordDead, sqlReleaseClaim} {
 		st, err := db.wconn.Prepare(q)
@@ -120,9 +120,20 @@ func claimSQL(n int) string {
 	return strings.Replace(sqlClaim, "LIMIT ?)", "LIMIT "+strconv.Itoa(n)+")", 1)
 }
 
-// stmt returns the prepared statement q bound to tx.
+// stmt returns the prepared statement q bound to tx. Binding allocates and
+// takes locks, so each statement is bound once per transaction. Only the
+// writer goroutine calls it.
 func (db *DB) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
-	return tx.StmtContext(ctx, db.stmts[q])
+	if tx != db.boundTx {
+		db.boundTx = tx
+		clear(db.bound)
+	}
+	st := db.bound[q]
+	if st == nil {
+		st = tx.StmtContext(ctx, db.stmts[q])
+		db.bound[q] = st
+	}
+	return st
 }
 
 // writeReq is one write waiting for the writer goroutine.
