@@ -62,7 +62,7 @@ func (f *fixture) notifiedTargets() []string {
 // open starts a Server on 127.0.0.1:0 with a real outbox, the Bright
 // Pattern decoder and a mapping set of one rule; edit adjusts its fields
 // before Open.
-func open(t *testing.T, edit func(*server.Server)) *fixture {
+func open(t testing.TB, edit func(*server.Server)) *fixture {
 	t.Helper()
 	db := outbox.NewDB(filepath.Join(t.TempDir(), "outbox.db"))
 	if err := db.Open(); err != nil {
@@ -122,7 +122,7 @@ func open(t *testing.T, edit func(*server.Server)) *fixture {
 	return f
 }
 
-func readExample(t *testing.T) []byte {
+func readExample(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile("../../../../examples/events/brightpattern-call.json")
 	if err != nil {
