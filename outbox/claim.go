@@ -23,13 +23,16 @@ type Message struct {
 // Claim marks up to n due deliveries of target as running, leased until
 // now+lease, and returns them oldest first. It never returns a delivery
 // whose next attempt is after now. One statement does it, so two claimers
-// can never take the same row.
+// can never take the same row. An n below 1 claims nothing.
 func (db *DB) Claim(ctx context.Context, target string, n int, now time.Time, lease time.Duration) ([]Message, error) {
+	if n < 1 {
+		return nil, nil // SQLite reads a negative LIMIT as none
+	}
 	var msgs []Message
 	err := db.writeLazy(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		msgs = msgs[:0]
 		q, args := sqlClaim, []any{ms(now.Add(lease)), target, ms(now), n}
-		if n >= 1 && literalClaim(n) == n {
+		if literalClaim(n) == n {
 			q, args = claimSQL(n), args[:3]
 		}
 		rows, err := db.stmt(ctx, tx, q).QueryContext(ctx, args...)

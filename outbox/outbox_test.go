@@ -163,12 +163,12 @@ func TestDB_ClaimSizes(t *testing.T) {
 		mustAccept(t, db, fmt.Sprintf("e%02d", i), "crm", fmt.Sprintf("k%02d", i))
 	}
 	next := 0
-	for _, n := range []int{0, 17, 16, 1, 32} {
+	for _, n := range []int{-1, 0, 17, 16, 1, 32} {
 		msgs, err := db.Claim(ctx, "crm", n, t0, time.Minute)
 		if err != nil {
 			t.Fatalf("Claim(%d): %v", n, err)
 		}
-		want := min(n, 40-next)
+		want := max(min(n, 40-next), 0)
 		if len(msgs) != want {
 			t.Fatalf("Claim(%d) took %d, want %d", n, len(msgs), want)
 		}

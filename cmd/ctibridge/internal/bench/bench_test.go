@@ -425,26 +425,39 @@ func TestPost(t *testing.T) {
 	}
 }
 
-func TestReport_CPUCosts(t *testing.T) {
+// measured is a result with the CPU readings the cost rows need. Its
+// windows and counts differ, so that a formula dividing by the wrong one
+// shows.
+func measured() *benchResult {
 	r := passing()
 	r.httpRate, r.httpCPU = 20000, 1.6
-	r.burst.acked, r.burst.elapsed = 10000, time.Second
-	r.deliver.delivered, r.deliver.duringBurst = 10000, 4000
-	r.burstCPU = cpuShare{daemon: 1.2, self: 0.5}
-	r.drainCPU, r.drainWall = cpuShare{daemon: 1.2, self: 0.6}, time.Second
+	r.burst.acked, r.burst.elapsed = 10000, 2*time.Second
+	r.deliver.delivered, r.deliver.duringBurst = 8000, 2000
+	r.burstCPU = cpuShare{daemon: 0.6, self: 0.35}
+	r.drainCPU, r.drainWall = cpuShare{daemon: 2.4, self: 1.2}, 500*time.Millisecond
+	return r
+}
 
+func TestReport_CPUCosts(t *testing.T) {
+	r := measured()
+
+	const (
+		perDelivery = "CPU per delivery after the burst: daemon + bench (CRM)"
+		perEvent    = "CPU per event in the burst, deliveries taken out: daemon + bench (clients)"
+		budget      = "Cores both ratio targets need at these costs"
+	)
 	got := rows(t, r)
-	cores := fmt.Sprintf("4.6 of %d; 5.1 if an event cost no more than in the ceiling", runtime.NumCPU())
 	want := map[string]string{
 		// 1.6 cores for 20,000 events/s
 		"HTTP ceiling: bare server, decode + group commit, WAL+FULL, 64 clients": "20,000 events/s (1.60 cores: 80 µs of CPU per event)",
-		// 6,000 deliveries after the burst in 1.2 + 0.6 CPU seconds
-		"CPU per delivery after the burst: daemon + bench (CRM)": "200 µs + 100 µs",
-		// the burst's 1.2 + 0.5 CPU seconds less 4,000 deliveries' share
-		"CPU per event in the burst, deliveries taken out: daemon + bench (clients)": "40 µs + 10 µs",
-		// 16,000 events/s at 50 µs and 12,800 deliveries/s at 300 µs;
-		// with the ceiling's 80 µs per event instead of 50
-		"Cores both ratio targets need at these costs": cores,
+		// 6,000 deliveries after the burst in 2.4 × 0.5 + 1.2 × 0.5 CPU seconds
+		perDelivery: "200 µs + 100 µs",
+		// the burst's 0.6 × 2 + 0.35 × 2 CPU seconds less 2,000 deliveries
+		// at that cost, for 10,000 events
+		perEvent: "80 µs + 50 µs",
+		// 16,000 events/s at 130 µs and 12,800 deliveries/s at 300 µs;
+		// with the ceiling's 80 µs per event instead of 130
+		budget: fmt.Sprintf("5.9 of %d; 5.1 if an event cost no more than in the ceiling", runtime.NumCPU()),
 	}
 	for metric, result := range want {
 		if cells := got[metric]; len(cells) != 3 || cells[0] != result {
@@ -452,12 +465,27 @@ func TestReport_CPUCosts(t *testing.T) {
 		}
 	}
 
-	// Without deliveries after the burst there is nothing to split by.
-	r.deliver.duringBurst = r.deliver.delivered
-	got = rows(t, r)
-	for _, metric := range []string{"CPU per delivery after the burst: daemon + bench (CRM)", "Cores both ratio targets need at these costs"} {
-		if cells, ok := got[metric]; ok {
-			t.Errorf("row %q = %q with no deliveries after the burst, want no row", metric, cells)
+	// Each row is printed, and says why, when the costs cannot be told.
+	for name, tt := range map[string]struct {
+		edit func(r *benchResult)
+		why  string
+	}{
+		"no CPU times": {func(r *benchResult) { r.drainCPU = cpuShare{} }, "no CPU times"},
+		"no ceiling":   {func(r *benchResult) { r.httpRate = 0 }, "no events acked"},
+		"short drain": {func(r *benchResult) { r.deliver.duringBurst = r.deliver.delivered - 999 },
+			"999 deliveries in 500ms after the burst; it takes 1000 in 500ms"},
+		"drain too quick": {func(r *benchResult) { r.drainWall = 100 * time.Millisecond },
+			"6000 deliveries in 100ms after the burst"},
+		"coarse burst": {func(r *benchResult) { r.burstCPU.daemon = 0.1 }, "took more CPU than the whole burst"},
+	} {
+		r := measured()
+		tt.edit(r)
+		got := rows(t, r)
+		for _, metric := range []string{perDelivery, perEvent, budget} {
+			if cells := got[metric]; len(cells) != 3 || !strings.HasPrefix(cells[0], "not measured: ") ||
+				!strings.Contains(cells[0], tt.why) {
+				t.Errorf("%s: row %q = %q, want not measured because %q", name, metric, cells, tt.why)
+			}
 		}
 	}
 }

@@ -141,17 +141,25 @@ func (r *benchResult) write(w io.Writer) {
 	add("Daemon peak RSS (burst + steady)", mbytes(r.peakRSS), info, info)
 	add("CPU in the burst: daemon / bench", r.burstCPU.String(), info, info)
 	add("CPU in the drain after it: daemon / bench", r.drainCPU.String(), info, info)
-	if c, ok := r.cpuCosts(); ok {
-		add("CPU per delivery after the burst: daemon + bench (CRM)", fmt.Sprintf("%s + %s", usec(c.deliverDaemon), usec(c.deliverBench)), info, info)
-		add("CPU per event in the burst, deliveries taken out: daemon + bench (clients)",
-			fmt.Sprintf("%s + %s", usec(c.ingestDaemon), usec(c.ingestBench)), info, info)
+	const (
+		perDelivery = "CPU per delivery after the burst: daemon + bench (CRM)"
+		perEvent    = "CPU per event in the burst, deliveries taken out: daemon + bench (clients)"
+		budget      = "Cores both ratio targets need at these costs"
+	)
+	if c, why := r.cpuCosts(); why != "" {
+		for _, metric := range []string{perDelivery, perEvent, budget} {
+			add(metric, "not measured: "+why, info, info)
+		}
+	} else {
+		add(perDelivery, fmt.Sprintf("%s + %s", usec(c.deliverDaemon), usec(c.deliverBench)), info, info)
+		add(perEvent, fmt.Sprintf("%s + %s", usec(c.ingestDaemon), usec(c.ingestBench)), info, info)
 		// Both ratio targets at once: ingest at 0.8 of the ceiling while
 		// 0.8 of it is delivered.
 		in, out := targetIngestRatio*r.httpRate, targetKeepUp*targetIngestRatio*r.httpRate
 		need := in*(c.ingestDaemon+c.ingestBench) + out*(c.deliverDaemon+c.deliverBench)
 		needBare := in*r.httpCPU/r.httpRate + out*(c.deliverDaemon+c.deliverBench)
-		add("Cores both ratio targets need at these costs", fmt.Sprintf(
-			"%.1f of %d; %.1f if an event cost no more than in the ceiling", need, runtime.NumCPU(), needBare), info, info)
+		add(budget, fmt.Sprintf("%.1f of %d; %.1f if an event cost no more than in the ceiling",
+			need, runtime.NumCPU(), needBare), info, info)
 	}
 
 	if r.backlog.n == 0 {
@@ -187,22 +195,37 @@ type cpuCosts struct {
 	deliverDaemon, deliverBench float64 // per delivery after the burst
 }
 
+// Below these the drain's CPU, read in ticks of 10 ms, is too coarse to
+// divide by its deliveries.
+const (
+	minDrained  = 1000
+	minDrainFor = 500 * time.Millisecond
+)
+
 // cpuCosts splits the CPU of the burst, in which events are ingested and
 // some delivered, using the cost per delivery measured in the drain that
-// follows, when only deliveries run. It reports false without a drain or a
-// ceiling to measure by.
-func (r *benchResult) cpuCosts() (cpuCosts, bool) {
+// follows, when only deliveries run. why says what is missing when it
+// cannot.
+func (r *benchResult) cpuCosts() (c cpuCosts, why string) {
 	drained := r.deliver.delivered - r.deliver.duringBurst
-	if drained <= 0 || r.burst.acked == 0 || r.drainWall <= 0 || r.httpRate <= 0 {
-		return cpuCosts{}, false
+	switch {
+	case r.httpCPU <= 0 || r.drainCPU.daemon <= 0 || r.burstCPU.daemon <= 0:
+		return c, "no CPU times (they are read from /proc)"
+	case r.burst.acked == 0 || r.httpRate <= 0:
+		return c, "no events acked"
+	case drained < minDrained || r.drainWall < minDrainFor:
+		return c, fmt.Sprintf("%d deliveries in %s after the burst; it takes %d in %s",
+			drained, r.drainWall.Round(time.Millisecond), minDrained, minDrainFor)
 	}
-	var c cpuCosts
 	c.deliverDaemon = r.drainCPU.daemon * r.drainWall.Seconds() / float64(drained)
 	c.deliverBench = r.drainCPU.self * r.drainWall.Seconds() / float64(drained)
 	during, acked := float64(r.deliver.duringBurst), float64(r.burst.acked)
-	c.ingestDaemon = max(r.burstCPU.daemon*r.burst.elapsed.Seconds()-during*c.deliverDaemon, 0) / acked
-	c.ingestBench = max(r.burstCPU.self*r.burst.elapsed.Seconds()-during*c.deliverBench, 0) / acked
-	return c, true
+	c.ingestDaemon = (r.burstCPU.daemon*r.burst.elapsed.Seconds() - during*c.deliverDaemon) / acked
+	c.ingestBench = (r.burstCPU.self*r.burst.elapsed.Seconds() - during*c.deliverBench) / acked
+	if c.ingestDaemon < 0 || c.ingestBench < 0 {
+		return cpuCosts{}, "the burst's deliveries, at the drain's cost, took more CPU than the whole burst"
+	}
+	return c, ""
 }
 
 // usec formats seconds as whole microseconds.
