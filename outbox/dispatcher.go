@@ -291,6 +291,8 @@ func (d *Dispatcher) loop(ctx context.Context, t *Target) {
 			topUp = ahead - q.len()
 		}
 		more := false // the claim took all it asked for: more may be due
+		// A size with a statement of its own is planned once; the top-up
+		// gives way to it, the free slots' share never does.
 		if n := max(literalClaim(want+topUp), want); n > 0 {
 			msgs, err := d.DB.Claim(ctx, t.Name, n, now, d.Lease)
 			if err != nil && ctx.Err() == nil {
